@@ -1,0 +1,64 @@
+// infra-keys: administers the envelope-encryption keys of an Infra server's database.
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "util/error.h"
+#include "util/output.h"
+
+namespace {
+
+int report(const ik::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "infra-keys: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "infra-keys: hint: %s\n", e.hint().c_str());
+    return static_cast<int>(e.code());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Back up, restore, rotate and verify the encryption keys of an Infra server's database.",
+                 "infra-keys"};
+    app.set_version_flag("--version", "infra-keys " INFRA_KEYS_VERSION);
+    app.require_subcommand(1);
+    app.fallthrough();  // global flags may also follow the subcommand
+
+    ik::cli::GlobalOptions global;
+    app.add_option("-c,--config", global.target.config_path,
+                   "Infra server config or Helm values file (else $INFRA_KEYS_CONFIG, $INFRA_SERVER_CONFIG_FILE)");
+    app.add_option("--db-url", global.target.db_url,
+                   "PostgreSQL connection string or URI, overriding the config's db fields");
+    app.add_option("--kubeconfig", global.target.kubeconfig, "kubeconfig for Kubernetes secrets (else $KUBECONFIG)");
+    app.add_flag("-q,--quiet", global.quiet, "print only errors and warnings");
+    app.add_flag("-v,--verbose", global.verbose, "print more detail");
+
+    std::vector<ik::cli::Command> commands = {
+        ik::cli::add_init(app, global),
+        ik::cli::add_verify(app, global),
+    };
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? 0 : static_cast<int>(ik::ExitCode::usage);
+    }
+
+    ik::out::set_level(global.quiet     ? ik::out::Level::quiet
+                       : global.verbose ? ik::out::Level::verbose
+                                        : ik::out::Level::normal);
+    try {
+        for (auto& command : commands)
+            if (command.app->parsed()) return command.run();
+        return static_cast<int>(ik::ExitCode::usage);
+    } catch (const ik::Error& e) {
+        return report(e);
+    } catch (const std::exception& e) {
+        return report(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
+    }
+}

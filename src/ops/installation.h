@@ -1,0 +1,38 @@
+// An Infra installation opened for work: its config, secret storages, root key provider, database.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "providers/root_key_provider.h"
+#include "secrets/secret_store.h"
+#include "store/key_store.h"
+
+namespace ik::ops {
+
+// Where the installation is: the global command-line options.
+struct Target {
+    std::optional<std::string> config_path;
+    std::optional<std::string> db_url;
+    std::optional<std::string> kubeconfig;
+};
+
+struct Installation {
+    config::Config config;
+    config::Environment env;
+    std::unique_ptr<secrets::SecretStorages> secrets;
+    std::unique_ptr<providers::RootKeyProvider> provider;
+
+    // Opened on first use so `verify --level config` never touches the database.
+    store::KeyStore& store(bool create = false);
+
+    std::optional<std::string> db_url;
+    std::unique_ptr<store::KeyStore> store_;
+};
+
+// Reads the config and builds the secret storages and provider; touches neither key nor database.
+Installation open(const Target& target);
+
+}  // namespace ik::ops

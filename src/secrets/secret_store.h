@@ -1,0 +1,44 @@
+// Secret storages (spec §2) and the resolution of `KIND:NAME` secret references.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "util/bytes.h"
+
+namespace ik::secrets {
+
+// One storage kind: plaintext, env, file, kubernetes. Values may be raw bytes (a root key).
+class SecretStorage {
+public:
+    virtual ~SecretStorage() = default;
+    virtual std::string kind() const = 0;
+    // Returns nullopt when the secret does not exist; throws ik::Error when unreachable.
+    virtual std::optional<SecretBytes> get(const std::string& name) = 0;
+    // Creates or replaces the secret (key files: 0600 via temp + fsync + rename + dir fsync).
+    virtual void set(const std::string& name, const SecretBytes& value) = 0;
+    // Where the secret lives, for messages: "file /root/.infra/key", "env VAULT_TOKEN".
+    virtual std::string describe(const std::string& name) const = 0;
+};
+
+// All storages of a config: the built-ins plus the `secrets:` entries (which may redefine them).
+class SecretStorages {
+public:
+    SecretStorages(const config::Config& cfg, const config::Environment& env);
+    SecretStorage& named(const std::string& name);  // throws ik::Error(usage) if unknown
+    bool has(const std::string& name) const;
+
+    // "env:VAR" → the variable; "plain" → itself. Missing → ik::Error(usage) naming the reference.
+    SecretBytes resolve(const std::string& reference);
+    std::string resolve_text(const std::string& reference);
+
+    void add(const std::string& name, std::unique_ptr<SecretStorage> storage);
+
+private:
+    std::map<std::string, std::unique_ptr<SecretStorage>> storages_;
+};
+
+}  // namespace ik::secrets

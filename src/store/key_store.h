@@ -1,0 +1,104 @@
+// The database as infra-keys sees it: the `encryption_keys` rows and the encrypted columns.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/bytes.h"
+
+namespace ik::config { struct Config; }
+
+namespace ik::store {
+
+// One row of `encryption_keys` (spec §4).
+struct KeyRow {
+    int64_t id = 0;
+    int64_t key_id = 0;
+    std::string name;  // "dbkey" for the db key
+    Bytes encrypted;   // the wrapped db key, exactly as stored
+    std::string algorithm;
+    std::string root_key_id;
+    std::string created_at, updated_at;  // as stored; new rows get the server's format
+};
+
+// A column whose values are sealed by the db key (spec §4, §6).
+struct EncryptedColumn {
+    std::string table;
+    std::string column;
+    bool blob = false;  // settings.private_jwk is written back as BLOB/bytea, the rest as TEXT
+    std::string name() const { return table + "." + column; }
+};
+
+// One stored value seen during a scan. The views are valid only inside the callback.
+struct StoredValue {
+    std::string_view row;  // how to name the row in messages: its id, or its primary key columns
+    std::string_view text;  // the sealed base64 text (TEXT or BLOB read as bytes)
+};
+
+// Scans call back for each non-empty value; returning false stops the scan.
+using ValueVisitor = std::function<bool(const StoredValue&)>;
+// Rewrites call back for each non-empty value; returning a string replaces the stored value.
+using ValueRewriter = std::function<std::optional<std::string>(const StoredValue&)>;
+
+// All writes go through a transaction: nothing is visible until commit(); the destructor rolls
+// back an uncommitted one. Holding it excludes every other infra-keys writer (and, on SQLite,
+// every other writer at all).
+class Transaction {
+public:
+    virtual ~Transaction() = default;
+    virtual std::optional<KeyRow> live_key(const std::string& name) = 0;  // re-read under the lock
+    virtual void insert_key(const KeyRow& row) = 0;
+    virtual void update_key(const KeyRow& row) = 0;  // by id: encrypted, algorithm, root_key_id, updated_at
+    // Visits every non-empty value of `column` in id order, in bounded memory, and writes back
+    // the ones the rewriter replaces (as TEXT or BLOB, per column.blob). Returns values rewritten.
+    virtual uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) = 0;
+    virtual void commit() = 0;
+};
+
+class KeyStore {
+public:
+    virtual ~KeyStore() = default;
+
+    // "sqlite /root/.infra/sqlite3.db" or "postgres db.example.com:5432/infra" (never a password).
+    virtual std::string describe() const = 0;
+    // Stable identity for backups: the absolute path, or host:port/dbname.
+    virtual std::string identity() const = 0;
+
+    virtual bool has_key_table() = 0;
+    // Creates `encryption_keys` exactly as the server's migration does (used by `init`).
+    virtual void create_key_table() = 0;
+
+    virtual std::optional<KeyRow> live_key(const std::string& name) = 0;  // deleted_at IS NULL
+    virtual std::vector<KeyRow> live_keys() = 0;
+
+    // The known encrypted columns (spec §4, §6) that exist in this database.
+    virtual std::vector<EncryptedColumn> encrypted_columns() = 0;
+    virtual uint64_t count_values(const EncryptedColumn& column) = 0;  // non-empty values
+    // Streams non-empty values in constant memory (one statement/cursor, no table in memory).
+    virtual void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) = 0;
+
+    // Starts the write transaction and takes the exclusive lock; throws ik::Error(refused) at
+    // once if another infra-keys writer holds it.
+    virtual std::unique_ptr<Transaction> begin_exclusive() = 0;
+};
+
+// The table/column list both stores check for (spec §4, §6).
+const std::vector<EncryptedColumn>& known_encrypted_columns();
+
+// Opens SQLite or PostgreSQL as the config says. `create` allows creating a missing SQLite file
+// (init only). `db_url` overrides the config's PostgreSQL fields (--db-url). Throws ik::Error(database).
+std::unique_ptr<KeyStore> open(const config::Config& cfg, const std::string& db_password,
+                               bool create, const std::optional<std::string>& db_url = std::nullopt);
+
+std::unique_ptr<KeyStore> open_sqlite(const std::string& path, bool create);
+std::unique_ptr<KeyStore> open_postgres(const std::string& conninfo, const std::string& description);
+
+// The server's timestamp text for created_at/updated_at: "2022-06-09 14:03:11.123456789+00:00".
+std::string now_timestamp();
+
+}  // namespace ik::store
