@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
     std::vector<ik::cli::Command> commands = {
         ik::cli::add_init(app, global),
         ik::cli::add_verify(app, global),
+        ik::cli::add_rotate_root(app, global),
+        ik::cli::add_rewrap(app, global),
+        ik::cli::add_status(app, global),
+        ik::cli::add_backup(app, global),
+        ik::cli::add_restore(app, global),
     };
 
     try {

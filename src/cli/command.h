@@ -8,6 +8,7 @@
 #include "ops/installation.h"
 
 namespace CLI { class App; }
+namespace ik::passphrase { struct Source; }
 
 namespace ik::cli {
 
@@ -23,6 +24,9 @@ struct Command {
     CLI::App* app = nullptr;
     std::function<int()> run;
 };
+
+// --passphrase-file and --passphrase-fd, shared by backup and restore (never a passphrase argument).
+void add_passphrase_options(CLI::App* sub, passphrase::Source& source);
 
 // Each lives in its own file under src/cli/ and adds one subcommand with its flags.
 Command add_init(CLI::App& app, const GlobalOptions& global);

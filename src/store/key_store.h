@@ -82,6 +82,10 @@ public:
     // Streams non-empty values in constant memory (one statement/cursor, no table in memory).
     virtual void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) = 0;
 
+    // Other clients of this database right now (PostgreSQL sessions), to tell whether the Infra
+    // server is running before a key change (spec §6). SQLite is checked through /proc instead.
+    virtual std::vector<std::string> other_clients() { return {}; }
+
     // Starts the write transaction and takes the exclusive lock; throws ik::Error(refused) at
     // once if another infra-keys writer holds it.
     virtual std::unique_ptr<Transaction> begin_exclusive() = 0;

@@ -1,0 +1,36 @@
+// `infra-keys restore`: puts a backup's keys back, only where they fit the database.
+#include <CLI/CLI.hpp>
+
+#include "cli/command.h"
+#include "ops/backup.h"
+#include "util/output.h"
+#include "util/passphrase.h"
+
+namespace ik::cli {
+
+Command add_restore(CLI::App& app, const GlobalOptions& global) {
+    auto* sub = app.add_subcommand("restore", "Restore the root key (and with --with-db-key the key rows) from a backup");
+    struct Flags {
+        std::string file;
+        ops::RestoreOptions options;
+        passphrase::Source passphrase;
+    };
+    auto flags = std::make_shared<Flags>();
+    sub->add_option("FILE", flags->file, "the backup file, or - for stdin")->required();
+    sub->add_flag("-n,--dry-run", flags->options.dry_run, "show exactly what would change and change nothing");
+    sub->add_flag("-f,--force", flags->options.force, "replace a different root key (the replaced one is kept beside it)");
+    sub->add_flag("--with-db-key", flags->options.with_db_key, "insert the backup's key rows into a database without them");
+    sub->add_flag("--server-stopped", flags->options.server_stopped, "assert the Infra server is stopped");
+    add_passphrase_options(sub, flags->passphrase);
+
+    return {sub, [&global, flags] {
+        ops::Installation inst = ops::open(global.target);
+        flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
+        ops::Report report = ops::restore(inst, flags->file, passphrase::read(flags->passphrase), flags->options);
+        for (const auto& line : report.lines) out::result("{}", line);
+        if (!report.nothing_to_do) out::result(flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");
+        return 0;
+    }};
+}
+
+}  // namespace ik::cli

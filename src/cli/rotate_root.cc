@@ -1,0 +1,42 @@
+// `infra-keys rotate-root`: a new root key for the same db key; `--resume`, `--retire-old`.
+#include <CLI/CLI.hpp>
+
+#include "cli/command.h"
+#include "ops/rotation.h"
+#include "util/output.h"
+
+namespace ik::cli {
+
+Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
+    auto* sub = app.add_subcommand("rotate-root", "Replace the root key, re-wrapping the db key; the old key is retained");
+    struct Flags {
+        bool dry_run = false, resume = false, retire_old = false, server_stopped = false;
+    };
+    auto flags = std::make_shared<Flags>();
+    sub->add_flag("-n,--dry-run", flags->dry_run, "print the plan and touch nothing");
+    auto* resume = sub->add_flag("--resume", flags->resume, "complete a rotation that was interrupted");
+    sub->add_flag("--retire-old", flags->retire_old,
+                  "delete retained previous root keys once verify --level full passes (rotates nothing)")
+        ->excludes(resume);
+    sub->add_flag("--server-stopped", flags->server_stopped,
+                  "assert the Infra server is stopped (skips detecting it)");
+
+    return {sub, [&global, flags] {
+        ops::Installation inst = ops::open(global.target);
+        ops::RotateResult result = flags->retire_old
+                                       ? ops::retire_old_keys(inst, flags->dry_run)
+                                       : ops::rotate_root(inst, {flags->dry_run, flags->resume, flags->server_stopped});
+        for (const auto& line : result.lines) out::result("{}{}", flags->dry_run && !flags->retire_old ? "would " : "", line);
+        if (result.nothing_to_do || flags->retire_old) return 0;
+        if (flags->dry_run) {
+            out::result("rotate-root: dry run, nothing written");
+            return 0;
+        }
+        out::result("rotate-root: done. The db key itself did not change, so encrypted values keep their plaintext; "
+                    "start the Infra server again. Retire the previous key with `infra-keys rotate-root --retire-old` "
+                    "once it runs.");
+        return 0;
+    }};
+}
+
+}  // namespace ik::cli

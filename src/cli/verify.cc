@@ -1,0 +1,95 @@
+// `infra-keys verify`: proves the keys and values decrypt; human or JSON report.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "util/progress.h"
+#include "ops/verify.h"
+#include "util/output.h"
+
+namespace ik::cli {
+namespace {
+
+std::string reason_name(seal::Failure f) {
+    switch (f) {
+    case seal::Failure::wrong_key: return "wrong_key";
+    case seal::Failure::authentication: return "authentication";
+    case seal::Failure::malformed: return "malformed";
+    case seal::Failure::none: break;
+    }
+    return "none";
+}
+
+nlohmann::json to_json(const ops::VerifyReport& report) {
+    nlohmann::json j;
+    j["level"] = ops::to_string(report.level);
+    j["ok"] = report.exit_code() == ExitCode::ok;
+    j["exit_code"] = static_cast<int>(report.exit_code());
+    j["checks"] = nlohmann::json::array();
+    for (const auto& c : report.checks) j["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"detail", c.detail}});
+    j["warnings"] = report.warnings;
+    if (report.scan) {
+        j["values"] = report.scan->values();
+        j["failed"] = report.scan->failed();
+        j["columns"] = nlohmann::json::array();
+        for (const auto& t : report.scan->columns)
+            j["columns"].push_back({{"table", t.column.table}, {"column", t.column.column}, {"values", t.values},
+                                    {"ok", t.values - t.failed}, {"failed", t.failed}});
+        j["failures"] = nlohmann::json::array();
+        for (const auto& f : report.scan->failures)
+            j["failures"].push_back({{"table", f.table}, {"column", f.column}, {"row", f.row},
+                                     {"reason", reason_name(f.reason)}, {"detail", f.detail}});
+    }
+    if (report.error)
+        j["error"] = {{"message", report.error->what()}, {"hint", report.error->hint()},
+                      {"exit_code", static_cast<int>(report.error->code())}};
+    return j;
+}
+
+void print_human(const ops::VerifyReport& report) {
+    for (const auto& c : report.checks) out::result("{:<9} {:<4} {}", c.name, c.ok ? "ok" : "FAIL", c.detail);
+    if (report.scan) {
+        for (const auto& t : report.scan->columns)
+            out::result("  {:<36} {:>9} values {:>9} ok {:>6} failed", t.column.name(), t.values,
+                        t.values - t.failed, t.failed);
+        for (const auto& f : report.scan->failures)
+            out::result("  FAIL {}.{} row {}: {}", f.table, f.column, f.row, f.detail);
+    }
+    if (report.exit_code() == ExitCode::ok) out::result("verify: ok (level {})", ops::to_string(report.level));
+    else if (!report.error) out::result("verify: FAILED (level {})", ops::to_string(report.level));
+}
+
+}  // namespace
+
+Command add_verify(CLI::App& app, const GlobalOptions& global) {
+    auto* sub = app.add_subcommand("verify", "Prove the config, the keys and (with --level full) every encrypted value");
+    struct Flags {
+        std::string level = "keys";
+        bool json = false;
+        unsigned jobs = 0;
+    };
+    auto flags = std::make_shared<Flags>();
+    sub->add_option("-l,--level", flags->level, "config | keys | full")
+        ->check(CLI::IsMember({"config", "keys", "full"}))
+        ->capture_default_str();
+    sub->add_flag("--json", flags->json, "print a JSON report on stdout (schema in the README)");
+    sub->add_option("-j,--jobs", flags->jobs, "threads decrypting values at --level full (default: one per core)")
+        ->check(CLI::Range(1u, 256u));
+
+    return {sub, [&global, flags] {
+        ops::ScanOptions scan_options;
+        scan_options.threads = flags->jobs;
+        Progress progress("verify", !flags->json && !global.quiet);
+        if (progress.enabled()) scan_options.progress = [&progress](uint64_t done, uint64_t total) { progress.update(done, total); };
+        ops::VerifyReport report = ops::verify(global.target, *ops::parse_verify_level(flags->level), scan_options);
+        progress.finish();
+
+        for (const auto& w : report.warnings) out::warn("{}", w);
+        if (flags->json) std::printf("%s\n", to_json(report).dump(2).c_str());
+        else print_human(report);
+        if (report.error) throw *report.error;  // main prints it on stderr and exits with its code
+        return static_cast<int>(report.exit_code());
+    }};
+}
+
+}  // namespace ik::cli

@@ -1,0 +1,31 @@
+#include "ops/db_key.h"
+
+#include "util/error.h"
+
+namespace ik::ops {
+
+store::KeyRow require_db_key_row(store::KeyStore& store) {
+    if (!store.has_key_table())
+        throw Error(ExitCode::database,
+                    fmt::format("{} has no encryption_keys table; is this an Infra database?", store.describe()),
+                    "start the Infra server once, or run `infra-keys init`");
+    auto row = store.live_key(db_key_name);
+    if (!row)
+        throw Error(ExitCode::database, fmt::format("{} has no live dbkey row in encryption_keys", store.describe()),
+                    "run `infra-keys init` for a new installation, or `infra-keys restore --with-db-key` from a backup");
+    return *row;
+}
+
+OpenDbKey open_db_key(providers::RootKeyProvider& provider, const store::KeyRow& row) {
+    OpenDbKey key{row, provider.unwrap(row.encrypted), seal::key_id_of(row.encrypted)};
+    if (key.plaintext.size() != seal::key_size)
+        fail(ExitCode::database, "dbkey row {} unwraps to {} bytes; a db key must be {} bytes", row.id,
+             key.plaintext.size(), seal::key_size);
+    return key;
+}
+
+OpenDbKey open_db_key(Installation& inst) {
+    return open_db_key(*inst.provider, require_db_key_row(inst.store()));
+}
+
+}  // namespace ik::ops

@@ -1,0 +1,109 @@
+#include "ops/init.h"
+
+#include <botan/system_rng.h>
+
+#include "ops/db_key.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/failpoint.h"
+
+namespace ik::ops {
+namespace {
+
+uint64_t count_encrypted_values(store::KeyStore& store) {
+    uint64_t n = 0;
+    for (const auto& column : store.encrypted_columns()) n += store.count_values(column);
+    return n;
+}
+
+// The server's ids: a positive 63-bit id and a positive 31-bit key_id (spec §4).
+int64_t random_positive(uint64_t mask) {
+    uint64_t value = 0;
+    while (value == 0) {
+        Botan::system_rng().randomize(reinterpret_cast<uint8_t*>(&value), sizeof value);
+        value &= mask;
+    }
+    return static_cast<int64_t>(value);
+}
+
+void refuse_if_existing_row_unusable(Installation& inst, const store::KeyRow& row) {
+    if (!inst.provider->root_key_exists())
+        throw Error(ExitCode::provider,
+                    fmt::format("dbkey row {} exists but its root key does not: {}", row.id, inst.provider->describe()),
+                    "restore the root key with `infra-keys restore BACKUP`; creating a new one would lose every "
+                    "encrypted value");
+    try {
+        open_db_key(*inst.provider, row);
+    } catch (const Error& e) {
+        if (e.code() != ExitCode::wrong_key) throw;
+        throw Error(ExitCode::wrong_key,
+                    fmt::format("dbkey row {} is not wrapped by the configured root key ({}); refusing to "
+                                "re-initialise", row.id, inst.provider->describe()),
+                    "this is the wrong root key: restore the right one (`infra-keys restore`) or point "
+                    "dbEncryptionKey at it");
+    }
+}
+
+bool sqlite_file_missing(const Installation& inst) {
+    return !inst.config.uses_postgres() && !inst.db_url && !files::exists(inst.config.db_file);
+}
+
+}  // namespace
+
+InitPlan plan_init(Installation& inst) {
+    InitPlan plan;
+    // A missing SQLite file is created by apply_init, never by planning (--dry-run writes nothing).
+    std::string database = sqlite_file_missing(inst) ? fmt::format("new sqlite {}", inst.config.db_file)
+                                                     : inst.store().describe();
+    plan.create_key_table = sqlite_file_missing(inst) || !inst.store().has_key_table();
+    if (!plan.create_key_table) {
+        store::KeyStore& store = inst.store();
+        if (auto row = store.live_key(db_key_name)) {
+            refuse_if_existing_row_unusable(inst, *row);
+            return plan;
+        }
+        if (uint64_t values = count_encrypted_values(store); values > 0)
+            throw Error(ExitCode::refused,
+                        fmt::format("{} has {} encrypted values but no dbkey row; a new db key would not decrypt them",
+                                    store.describe(), values),
+                        "restore the db key with `infra-keys restore BACKUP --with-db-key`");
+    }
+
+    plan.create_root_key = !inst.provider->root_key_exists();
+    plan.create_db_key = true;
+    if (plan.create_root_key) plan.steps.push_back(fmt::format("create root key: {}", inst.provider->describe()));
+    if (plan.create_key_table) plan.steps.push_back(fmt::format("create table encryption_keys in {}", database));
+    plan.steps.push_back(fmt::format("create db key: a dbkey row in {} wrapped by {}", database,
+                                     inst.provider->describe()));
+    return plan;
+}
+
+void apply_init(Installation& inst, const InitPlan& plan) {
+    if (plan.nothing_to_do()) return;
+    store::KeyStore& store = inst.store(/*create=*/true);
+    if (plan.create_root_key) inst.provider->create_root_key();
+    failpoint("init-after-root-key");
+    if (plan.create_key_table) store.create_key_table();
+
+    auto tx = store.begin_exclusive();
+    if (tx->live_key(db_key_name)) fail(ExitCode::refused, "a dbkey row appeared in {} while init ran; run init again", store.describe());
+    providers::DbKey db_key = inst.provider->generate_db_key();
+    store::KeyRow row;
+    row.id = random_positive(0x7fffffffffffffffULL);
+    row.key_id = random_positive(0x7fffffffULL);
+    row.name = db_key_name;
+    row.encrypted = db_key.wrapped;
+    row.algorithm = inst.provider->algorithm();
+    row.root_key_id = inst.provider->root_key_id();
+    row.created_at = row.updated_at = store::now_timestamp();
+    tx->insert_key(row);
+
+    // Verify before commit: the row as stored must unwrap to the key we generated.
+    auto stored = tx->live_key(db_key_name);
+    if (!stored || inst.provider->unwrap(stored->encrypted) != db_key.plaintext)
+        fail(ExitCode::database, "the dbkey row written to {} does not read back; nothing committed", store.describe());
+    failpoint("init-before-commit");
+    tx->commit();
+}
+
+}  // namespace ik::ops

@@ -1,0 +1,109 @@
+#include "ops/rewrap.h"
+
+#include <memory>
+
+#include "ops/db_key.h"
+#include "ops/guard.h"
+#include "ops/rekey.h"
+#include "providers/native.h"
+#include "util/error.h"
+#include "util/failpoint.h"
+#include "util/lock_file.h"
+
+namespace ik::ops {
+namespace {
+
+struct Candidate {
+    std::string name;
+    std::unique_ptr<providers::RootKeyProvider> provider;
+    std::unique_ptr<Installation> owner;  // keeps --from-config's storages alive
+};
+
+std::vector<Candidate> candidates(const Installation& inst, const RewrapOptions& options) {
+    std::vector<Candidate> out;
+    if (options.from_key) out.push_back({"--from-key " + *options.from_key, providers::make_native_file(*options.from_key), {}});
+    if (options.from_config) {
+        auto other = std::make_unique<Installation>(open(Target{options.from_config, inst.db_url, std::nullopt}));
+        std::string name = "--from-config " + *options.from_config + " (" + other->provider->describe() + ")";
+        auto provider = std::move(other->provider);
+        out.push_back({name, std::move(provider), std::move(other)});
+    }
+    if (auto files = key_files(inst))
+        for (const auto& retained : files->retained())
+            out.push_back({"retained key " + retained, providers::make_native_file(retained), {}});
+    return out;
+}
+
+// The first candidate that opens the row; wrong keys are skipped, unreachable ones are errors.
+std::optional<std::pair<std::string, OpenDbKey>> find_opener(std::vector<Candidate>& list, const store::KeyRow& row) {
+    for (auto& candidate : list) {
+        try {
+            return std::make_pair(candidate.name, open_db_key(*candidate.provider, row));
+        } catch (const Error& e) {
+            if (e.code() != ExitCode::wrong_key) throw;
+        }
+    }
+    return std::nullopt;
+}
+
+bool configured_opens(Installation& inst, const store::KeyRow& row) {
+    if (!inst.provider->root_key_exists()) return false;
+    try {
+        open_db_key(*inst.provider, row);
+        return true;
+    } catch (const Error& e) {
+        if (e.code() == ExitCode::wrong_key) return false;
+        throw;
+    }
+}
+
+}  // namespace
+
+RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
+    refuse_if_rotation_interrupted(inst);
+    auto files = key_files(inst);
+    std::optional<LockFile> lock;
+    if (files) lock.emplace(files->lock());
+
+    RewrapResult result;
+    store::KeyRow row = require_db_key_row(inst.store());
+    if (configured_opens(inst, row)) {
+        result.nothing_to_do = true;
+        result.lines.push_back(fmt::format("rewrap: nothing to do: dbkey row {} is already wrapped by {}", row.id,
+                                           inst.provider->describe()));
+        return result;
+    }
+    auto list = candidates(inst, options);
+    auto found = find_opener(list, row);
+    if (!found) {
+        std::string tried = "the configured key";
+        for (const auto& c : list) tried += ", " + c.name;
+        throw Error(ExitCode::wrong_key, fmt::format("no key opens dbkey row {}; tried {}", row.id, tried),
+                    "name the key that wrapped it with --from-key FILE or --from-config OLD.yaml");
+    }
+    auto& [source, current] = *found;
+    result.lines.push_back(fmt::format("dbkey row {} opens with {}", row.id, source));
+
+    bool create_root_key = !inst.provider->root_key_exists();
+    if (options.dry_run) {
+        if (create_root_key) result.lines.push_back(fmt::format("would create root key: {}", inst.provider->describe()));
+        result.lines.push_back(fmt::format("would re-wrap it under {} in one transaction, re-keying:", inst.provider->describe()));
+        for (const auto& [column, count] : values_to_rekey(inst.store()))
+            result.lines.push_back(fmt::format("  {} values in {}", count, column));
+        return result;
+    }
+    require_server_stopped(inst, options.server_stopped);
+    if (create_root_key) {
+        inst.provider->create_root_key();
+        result.lines.push_back(fmt::format("created root key: {}", inst.provider->describe()));
+        failpoint("rewrap-after-create-root-key");
+    }
+    NewWrapping next{inst.provider->wrap(current.plaintext), inst.provider->algorithm(), inst.provider->root_key_id()};
+    RekeyCounts counts = commit_rewrap(inst.store(), current, next,
+                                       [&](ByteView w) { return inst.provider->unwrap(w); }, "rewrap");
+    result.lines.push_back(fmt::format("dbkey row {} re-wrapped under {}; {} encrypted values re-keyed", row.id,
+                                       inst.provider->describe(), counts.values));
+    return result;
+}
+
+}  // namespace ik::ops

@@ -1,0 +1,28 @@
+// `rotate-root`: a new root key for the same db key, ordered so a crash at any instant leaves a
+// key that unwraps the dbkey row, and `--resume` can always finish the job.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ops/installation.h"
+
+namespace ik::ops {
+
+struct RotateOptions {
+    bool dry_run = false;
+    bool resume = false;
+    bool server_stopped = false;
+};
+
+struct RotateResult {
+    std::vector<std::string> lines;  // what was done (or, for a dry run, would be), in order
+    bool nothing_to_do = false;
+};
+
+RotateResult rotate_root(Installation& inst, const RotateOptions& options);
+
+// Deletes the retained previous root keys once `verify --level full` passes with the configured one.
+RotateResult retire_old_keys(Installation& inst, bool dry_run);
+
+}  // namespace ik::ops
