@@ -1,0 +1,31 @@
+# fish completion for infra-keys
+set -l cmds init verify status rotate-root rewrap backup restore
+complete -c infra-keys -f
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a init -d 'create the root key and the db key if missing'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a verify -d 'prove the keys and every encrypted value'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a status -d 'show keys and retained keys'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a rotate-root -d 'replace the root key'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a rewrap -d 're-wrap the db key under the configured root key'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a backup -d 'write an encrypted backup of the keys'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a restore -d 'restore keys from a backup'
+complete -c infra-keys -s c -l config -r -F -d 'Infra server config'
+complete -c infra-keys -l db-url -r -d 'PostgreSQL connection string'
+complete -c infra-keys -l kubeconfig -r -F -d 'kubeconfig file'
+complete -c infra-keys -s q -l quiet -d 'print only errors'
+complete -c infra-keys -s v -l verbose -d 'print more detail'
+complete -c infra-keys -l version -d 'print the version'
+complete -c infra-keys -n "__fish_seen_subcommand_from init rotate-root rewrap restore" -s n -l dry-run -d 'print the plan only'
+complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s l -l level -x -a 'config keys full'
+complete -c infra-keys -n "__fish_seen_subcommand_from verify" -l json -d 'JSON report'
+complete -c infra-keys -n "__fish_seen_subcommand_from verify backup" -l backup -r -F
+complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l resume -d 'complete an interrupted rotation'
+complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l retire-old -d 'delete retained keys after full verification'
+complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l to-key-id -x -d 'new KMS key id'
+complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root rewrap restore" -l server-stopped -d 'assert the server is stopped'
+complete -c infra-keys -n "__fish_seen_subcommand_from rewrap" -l from-key -r -F -d 'old root key file'
+complete -c infra-keys -n "__fish_seen_subcommand_from rewrap" -l from-config -r -F -d 'old Infra config'
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -s o -l output -r -F -d 'backup file'
+complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passphrase-file -r -F
+complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passphrase-fd -x
+complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l force -d 'overwrite / replace'
+complete -c infra-keys -n "__fish_seen_subcommand_from restore" -l with-db-key -d 'also restore the dbkey row'
