@@ -1,0 +1,208 @@
+"""backup and restore: every bad backup is refused and nothing changes; good ones round-trip."""
+import glob
+import os
+import stat
+import subprocess
+import unittest
+
+from harness import BIN, E2E
+
+PASSPHRASE = "correct horse battery staple"
+FAST_KDF = ["--kdf-memory", "1", "--kdf-iterations", "1"]
+
+
+class BackupTest(E2E):
+    def setUp(self):
+        super().setUp()
+        self.inst.seed(values_per_column=5)
+        self.pass_file = os.path.join(self.inst.dir, "passphrase")
+        with open(self.pass_file, "w") as f:
+            f.write(PASSPHRASE + "\n")
+        self.backup_path = os.path.join(self.inst.dir, "keys.backup")
+
+    def backup(self, *extra, kdf=FAST_KDF):
+        return self.inst.run("backup", "--output", self.backup_path, "--passphrase-file", self.pass_file, *kdf, *extra)
+
+    def restore(self, *extra, path=None):
+        return self.inst.run("restore", path or self.backup_path, "--passphrase-file", self.pass_file, *extra)
+
+    def test_round_trip_init_backup_delete_restore_verify(self):
+        r = self.backup(kdf=[])  # the real Argon2id parameters, once
+        self.assertExit(r, "ok")
+        self.assertIn("verified", r.stdout)
+        self.assertEqual(stat.S_IMODE(os.stat(self.backup_path).st_mode), 0o600)
+        key = open(self.inst.key_path, "rb").read()
+        os.remove(self.inst.key_path)
+        self.assertExit(self.inst.run("verify"), "provider")
+        r = self.restore()
+        self.assertExit(r, "ok")
+        self.assertEqual(open(self.inst.key_path, "rb").read(), key)
+        self.assertEqual(stat.S_IMODE(os.stat(self.inst.key_path).st_mode), 0o600)
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
+
+    def test_backup_check_reports_metadata_and_proves_the_backup(self):
+        self.assertExit(self.backup(), "ok")
+        before = self.inst.snapshot()
+        r = self.inst.run("backup", "--check", self.backup_path, "--passphrase-file", self.pass_file)
+        self.assertExit(r, "ok")
+        for word in ("created", "native", "key id", "database", "Argon2id", "check: ok"):
+            self.assertIn(word, r.stdout)
+        self.assertEqual(before, self.inst.snapshot())
+
+    def test_backup_refuses_to_overwrite_without_force(self):
+        self.assertExit(self.backup(), "ok")
+        first = open(self.backup_path, "rb").read()
+        self.assertExit(self.backup(), "refused")
+        self.assertEqual(first, open(self.backup_path, "rb").read())
+        self.assertExit(self.backup("--force"), "ok")
+        self.assertNotEqual(first, open(self.backup_path, "rb").read())
+
+    def test_backup_refuses_a_short_passphrase_unless_allowed(self):
+        with open(self.pass_file, "w") as f:
+            f.write("short\n")
+        self.assertExit(self.backup(), "usage")
+        self.assertFalse(os.path.exists(self.backup_path))
+        self.assertExit(self.backup("--allow-weak-passphrase"), "ok")
+
+    def test_passphrase_is_never_a_command_line_argument(self):
+        r = self.inst.run("backup", "--help", config=False)
+        self.assertNotRegex(r.stdout, r"--passphrase[ =]")
+        self.assertExit(self.inst.run("backup", "--passphrase", PASSPHRASE, "--output", self.backup_path), "usage")
+        self.assertFalse(os.path.exists(self.backup_path))
+
+    def test_passphrase_from_a_file_descriptor_and_the_environment(self):
+        r = subprocess.run([BIN, "--config", self.inst.config_path, "backup", "--output", self.backup_path,
+                            "--passphrase-fd", "0", *FAST_KDF], input=PASSPHRASE + "\n", capture_output=True,
+                           text=True, env=dict(os.environ, HOME=self.inst.dir))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.inst.run("backup", "--check", self.backup_path, env={"INFRA_KEYS_PASSPHRASE": PASSPHRASE})
+        self.assertExit(r, "ok")
+
+    def test_output_to_stdout(self):
+        r = subprocess.run([BIN, "--config", self.inst.config_path, "backup", "--output", "-", "--passphrase-file",
+                            self.pass_file, *FAST_KDF], capture_output=True, env=dict(os.environ, HOME=self.inst.dir))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(b"infra-keys backup v1"))
+
+    def test_wrong_passphrase_is_rejected_and_nothing_changes(self):
+        self.assertExit(self.backup(), "ok")
+        os.remove(self.inst.key_path)
+        with open(self.pass_file, "w") as f:
+            f.write("a different passphrase\n")
+        before = self.inst.snapshot()
+        r = self.restore()
+        self.assertExit(r, "backup")
+        self.assertIn("passphrase", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertEqual(before, self.inst.snapshot())
+
+    def test_every_flipped_byte_is_rejected_and_nothing_changes(self):
+        self.assertExit(self.backup(), "ok")
+        good = open(self.backup_path, "rb").read()
+        os.remove(self.inst.key_path)
+        before = self.inst.snapshot()
+        bad = os.path.join(self.inst.dir, "bad.backup")
+        for i in range(len(good)):
+            flipped = bytearray(good)
+            flipped[i] ^= 0x01
+            with open(bad, "wb") as f:
+                f.write(flipped)
+            r = self.restore(path=bad)
+            self.assertEqual(r.returncode, 6, f"byte {i} flipped: {r.returncode} {r.stderr}")
+            self.assertFalse(os.path.exists(self.inst.key_path), f"byte {i}")
+        os.remove(bad)
+        self.assertEqual(before, self.inst.snapshot())
+
+    def test_truncation_at_every_offset_is_rejected_and_nothing_changes(self):
+        self.assertExit(self.backup(), "ok")
+        good = open(self.backup_path, "rb").read()
+        os.remove(self.inst.key_path)
+        before = self.inst.snapshot()
+        bad = os.path.join(self.inst.dir, "bad.backup")
+        for n in range(len(good)):
+            with open(bad, "wb") as f:
+                f.write(good[:n])
+            r = self.restore(path=bad)
+            self.assertEqual(r.returncode, 6, f"truncated to {n} bytes: {r.stderr}")
+            self.assertFalse(os.path.exists(self.inst.key_path))
+        os.remove(bad)
+        self.assertEqual(before, self.inst.snapshot())
+
+    def test_another_format_and_a_newer_version_are_rejected(self):
+        self.assertExit(self.backup(), "ok")
+        good = open(self.backup_path, "rb").read()
+        other = os.path.join(self.inst.dir, "other")
+        for content, words in ((b"hello world\n", "not an infra-keys backup"),
+                               (good.replace(b"infra-keys backup v1", b"infra-keys backup v9", 1), "newer")):
+            with open(other, "wb") as f:
+                f.write(content)
+            r = self.restore(path=other)
+            self.assertExit(r, "backup")
+            self.assertIn(words, r.stderr)
+
+    def test_restore_onto_a_database_wrapped_by_another_root_key_is_refused(self):
+        self.assertExit(self.backup(), "ok")
+        other = type(self.inst)()
+        try:
+            other.seed(values_per_column=2)
+            before = other.snapshot()
+            r = other.run("restore", self.backup_path, "--passphrase-file", self.pass_file, "--force")
+            self.assertExit(r, "wrong_key")
+            self.assertIn("does not open", r.stderr)
+            self.assertEqual(before, other.snapshot())
+        finally:
+            other.close()
+
+    def test_restore_refuses_to_replace_a_different_key_without_force_and_keeps_it_with_force(self):
+        self.assertExit(self.backup(), "ok")
+        good_key = open(self.inst.key_path, "rb").read()
+        stray = os.urandom(32)
+        with open(self.inst.key_path, "wb") as f:
+            f.write(stray)
+        before = self.inst.snapshot()
+        r = self.restore()
+        self.assertExit(r, "refused")
+        self.assertIn("--force", r.stderr)
+        self.assertEqual(before, self.inst.snapshot())
+
+        r = self.restore("--dry-run", "--force")
+        self.assertExit(r, "ok")
+        self.assertIn("would keep the replaced root key", r.stdout)
+        self.assertEqual(before, self.inst.snapshot())
+
+        r = self.restore("--force")
+        self.assertExit(r, "ok")
+        kept = glob.glob(self.inst.key_path + ".replaced-*")
+        self.assertEqual(len(kept), 1)
+        self.assertIn(kept[0], r.stdout)
+        self.assertEqual(open(kept[0], "rb").read(), stray)
+        self.assertEqual(stat.S_IMODE(os.stat(kept[0]).st_mode), 0o600)
+        self.assertEqual(open(self.inst.key_path, "rb").read(), good_key)
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+
+    def test_restoring_the_key_already_there_is_a_no_op(self):
+        self.assertExit(self.backup(), "ok")
+        before = self.inst.snapshot()
+        r = self.restore()
+        self.assertExit(r, "ok")
+        self.assertIn("already installed", r.stdout)
+        self.assertIn("nothing to do", r.stdout)
+        self.assertEqual(before, self.inst.snapshot())
+
+    def test_restore_with_db_key_into_a_database_that_lost_its_key_rows(self):
+        self.assertExit(self.backup(), "ok")
+        self.inst.execute("DELETE FROM encryption_keys")
+        os.remove(self.inst.key_path)
+        before = self.inst.snapshot()
+        r = self.restore()
+        self.assertExit(r, "refused")
+        self.assertIn("--with-db-key", r.stderr)
+        self.assertEqual(before, self.inst.snapshot())
+        self.assertExit(self.restore("--with-db-key"), "ok")
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
+
+
+if __name__ == "__main__":
+    unittest.main()
