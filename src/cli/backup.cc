@@ -11,7 +11,7 @@ namespace ik::cli {
 namespace {
 
 void add_kdf_options(CLI::App* sub, std::optional<size_t>& memory_mib, std::optional<size_t>& iterations) {
-    sub->add_option("--kdf-memory", memory_mib, "Argon2id memory in MiB (default 256; raise to make guessing dearer)")
+    sub->add_option("--kdf-memory", memory_mib, "Argon2id memory in MiB (default 96; raise to make guessing dearer)")
         ->check(CLI::Range(size_t{1}, size_t{4096}));
     sub->add_option("--kdf-iterations", iterations, "Argon2id passes (default in the README)")
         ->check(CLI::Range(size_t{1}, size_t{100}));
