@@ -1,11 +1,165 @@
-// Placeholder until Kubernetes support lands: a clear error instead of a silent fallback.
 #include "secrets/kubernetes.h"
+
+#include <botan/base64.h>
+#include <botan/mem_ops.h>
+#include <nlohmann/json.hpp>
+
 #include "util/error.h"
 
 namespace ik::secrets {
+namespace {
 
-std::unique_ptr<SecretStorage> make_kubernetes_storage(const config::SecretStorage&, const config::Environment&) {
-    fail(ExitCode::usage, "kubernetes secrets are not supported yet by this build of infra-keys");
+using json = nlohmann::json;
+
+struct SecretName {
+    std::string object;
+    std::string key;
+};
+
+SecretName split_name(const std::string& name) {
+    size_t slash = name.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == name.size())
+        fail(ExitCode::usage, "kubernetes secret name \"{}\" is not OBJECT/KEY", name);
+    return {name.substr(0, slash), name.substr(slash + 1)};
+}
+
+void scrub(std::string& text) {
+    Botan::secure_scrub_memory(text.data(), text.size());
+    text.clear();
+}
+
+}  // namespace
+
+KubernetesSecretStorage::KubernetesSecretStorage(KubeConnection connection, const std::string& namespace_option)
+    : connection_(std::move(connection)),
+      namespace_(!namespace_option.empty()             ? namespace_option
+                 : !connection_.namespace_name.empty() ? connection_.namespace_name
+                                                       : "default"),
+      client_(net::ClientOptions{"kubernetes", connection_.tls}) {}
+
+std::string KubernetesSecretStorage::describe(const std::string& name) const {
+    size_t slash = name.find('/');
+    if (slash == std::string::npos) return fmt::format("kubernetes secret {}/{}", namespace_, name);
+    return fmt::format("kubernetes secret {}/{} key {}", namespace_, name.substr(0, slash), name.substr(slash + 1));
+}
+
+std::string KubernetesSecretStorage::object_url(const std::string& object) const {
+    std::string url = connection_.server + "/api/v1/namespaces/" + net::percent_encode(namespace_) + "/secrets";
+    return object.empty() ? url : url + "/" + net::percent_encode(object);
+}
+
+net::Response KubernetesSecretStorage::send(net::Request request) {
+    if (!connection_.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + connection_.token);
+    request.headers.emplace_back("Accept", "application/json");
+    net::Response response = client_.send(request);
+    scrub(request.body);
+    return response;
+}
+
+void KubernetesSecretStorage::fail_with(const net::Request& request, const net::Response& response) const {
+    // The API answers with a Status object: {"kind":"Status","message":…,"reason":…,"code":…}.
+    json status = json::parse(response.body, nullptr, false);
+    std::string message = status.is_object() ? status.value("message", std::string()) : std::string();
+    std::string reason = status.is_object() ? status.value("reason", std::string()) : std::string();
+    std::string text = message.empty() ? reason : message;
+    text = net::quote_service_text(fmt::format("{} (HTTP {})", text.empty() ? "error" : text, response.status),
+                                   {connection_.token});
+    throw Error(ExitCode::provider, fmt::format("{} {}: {} [{}]", client_.where(request), request.method, text, connection_.source));
+}
+
+std::optional<KubernetesSecretStorage::Secret> KubernetesSecretStorage::read(const std::string& object) {
+    net::Request request{"GET", object_url(object), {}, {}};
+    net::Response response = send(request);
+    if (response.status == 404) return std::nullopt;
+    if (response.status != 200) fail_with(request, response);
+    json body = json::parse(response.body, nullptr, false);
+    scrub(response.body);
+    if (!body.is_object())
+        fail(ExitCode::provider, "{}: answer is not a JSON object", client_.where(request));
+    Secret secret;
+    secret.resource_version = body.value("/metadata/resourceVersion"_json_pointer, std::string());
+    if (body.contains("data") && body["data"].is_object())
+        for (auto& [key, value] : body["data"].items())
+            if (value.is_string()) secret.data[key] = value.get<std::string>();
+    return secret;
+}
+
+std::optional<SecretBytes> KubernetesSecretStorage::get(const std::string& name) {
+    SecretName n = split_name(name);
+    auto secret = read(n.object);
+    if (!secret) return std::nullopt;
+    auto it = secret->data.find(n.key);
+    if (it == secret->data.end()) return std::nullopt;
+    try {
+        SecretBytes value = Botan::base64_decode(it->second);
+        for (auto& [key, encoded] : secret->data) scrub(encoded);
+        return value;
+    } catch (const std::exception&) {
+        fail(ExitCode::provider, "{}: the value is not base64", describe(name));
+    }
+}
+
+void KubernetesSecretStorage::set(const std::string& name, const SecretBytes& value) {
+    SecretName n = split_name(name);
+    set_many(n.object, {{n.key, value}});
+}
+
+void KubernetesSecretStorage::remove(const std::string& name) {
+    SecretName n = split_name(name);
+    auto secret = read(n.object);
+    if (!secret || !secret->data.count(n.key)) return;
+    set_many(n.object, {{n.key, std::nullopt}});
+}
+
+std::vector<std::string> KubernetesSecretStorage::names_with_prefix(const std::string& prefix) {
+    size_t slash = prefix.find('/');
+    if (slash == std::string::npos) return {};
+    std::string object = prefix.substr(0, slash), key_prefix = prefix.substr(slash + 1);
+    auto secret = read(object);
+    std::vector<std::string> out;
+    if (!secret) return out;
+    for (auto& [key, encoded] : secret->data) {
+        if (key.rfind(key_prefix, 0) == 0) out.push_back(object + "/" + key);
+        scrub(encoded);
+    }
+    return out;  // std::map keeps them sorted
+}
+
+void KubernetesSecretStorage::set_many(const std::string& object,
+                                       const std::map<std::string, std::optional<SecretBytes>>& keys) {
+    json data = json::object();
+    for (const auto& [key, value] : keys)
+        data[key] = value ? json(Botan::base64_encode(value->data(), value->size())) : json(nullptr);
+
+    auto current = read(object);
+    net::Request request;
+    if (current) {
+        // The resourceVersion in the patch makes the write conditional: a change since our read → 409.
+        request = {"PATCH", object_url(object), {{"Content-Type", "application/strategic-merge-patch+json"}},
+                   json{{"metadata", {{"resourceVersion", current->resource_version}}}, {"data", data}}.dump()};
+    } else {
+        json created = json::object();
+        for (auto& [key, value] : data.items())
+            if (!value.is_null()) created[key] = value;
+        if (created.empty()) return;  // deleting keys of a Secret that does not exist
+        request = {"POST", object_url(""), {{"Content-Type", "application/json"}},
+                   json{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", "Opaque"},
+                        {"metadata", {{"name", object}, {"namespace", namespace_}}}, {"data", created}}
+                       .dump()};
+    }
+    for (auto& [key, value] : data.items())
+        if (value.is_string()) scrub(value.get_ref<std::string&>());
+
+    net::Response response = send(request);
+    scrub(request.body);
+    if (response.status == 409)
+        fail(ExitCode::refused, "kubernetes secret {}/{} changed concurrently; nothing written", namespace_, object);
+    if (response.status != 200 && response.status != 201) fail_with(request, response);
+}
+
+std::unique_ptr<SecretStorage> make_kubernetes_storage(const config::SecretStorage& entry,
+                                                       const config::Environment& env) {
+    return std::make_unique<KubernetesSecretStorage>(kube_connection(env), entry.get("namespace"));
 }
 
 }  // namespace ik::secrets

@@ -1,12 +1,52 @@
 // The `kubernetes` secret storage: keys of Secrets in a namespace, read and written over the API.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "config/config.h"
+#include "net/http.h"
+#include "secrets/kubeconfig.h"
 #include "secrets/secret_store.h"
 
 namespace ik::secrets {
+
+// Names are "OBJECT/KEY": data key KEY of Secret OBJECT in the storage's namespace (the entry's
+// `namespace` option, else the context's or service account's, else "default").
+class KubernetesSecretStorage : public SecretStorage {
+public:
+    KubernetesSecretStorage(KubeConnection connection, const std::string& namespace_option);
+
+    std::string kind() const override { return "kubernetes"; }
+    std::optional<SecretBytes> get(const std::string& name) override;
+    void set(const std::string& name, const SecretBytes& value) override;
+    void remove(const std::string& name) override;
+    std::vector<std::string> names_with_prefix(const std::string& prefix) override;
+    std::string describe(const std::string& name) const override;
+
+    // Sets (a value) or deletes (nullopt) several keys of Secret `object` in ONE write that is
+    // conditional on the resourceVersion just read; creates the Secret if it does not exist.
+    // A concurrent change → ik::Error(refused) and nothing written.
+    void set_many(const std::string& object, const std::map<std::string, std::optional<SecretBytes>>& keys);
+
+    const std::string& namespace_name() const { return namespace_; }
+
+private:
+    struct Secret {
+        std::string resource_version;
+        std::map<std::string, std::string> data;  // key → base64, as the API holds it
+    };
+    std::optional<Secret> read(const std::string& object);
+    std::string object_url(const std::string& object) const;
+    net::Response send(net::Request request);
+    [[noreturn]] void fail_with(const net::Request& request, const net::Response& response) const;
+
+    KubeConnection connection_;
+    std::string namespace_;
+    net::Client client_;
+};
 
 // `entry` is the `secrets:` entry (or a default one named "kubernetes"); `env` supplies
 // KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT and HOME.

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "util/bytes.h"
@@ -20,6 +21,11 @@ public:
     virtual std::optional<SecretBytes> get(const std::string& name) = 0;
     // Creates or replaces the secret (key files: 0600 via temp + fsync + rename + dir fsync).
     virtual void set(const std::string& name, const SecretBytes& value) = 0;
+    // Deletes the secret if it exists. Storages that cannot (env, plaintext) refuse.
+    virtual void remove(const std::string& name);
+    // Names of existing secrets that start with `prefix` (a key rotation's companions: for files
+    // the directory entries beside a path, for Kubernetes the data keys of the same Secret).
+    virtual std::vector<std::string> names_with_prefix(const std::string& prefix);
     // Where the secret lives, for messages: "file /root/.infra/key", "env VAULT_TOKEN".
     virtual std::string describe(const std::string& name) const = 0;
 };
