@@ -1,0 +1,609 @@
+// The key store over the server's PostgreSQL database (libpq).
+#include "store/postgres.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <map>
+
+#include <botan/mem_ops.h>
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include "config/config.h"
+#include "store/sql_shape.h"
+#include "util/error.h"
+
+namespace ik::store {
+namespace {
+
+// Every infra-keys writer takes this transaction-scoped advisory lock first, so two of them never
+// change the keys of one database at once. It is the first 8 bytes of SHA-256("infra-keys") read
+// as a big-endian signed integer (0x014264995533649b); documented, never to change.
+constexpr int64_t advisory_lock_key = 90745552223036571;
+constexpr const char* application_name = "infra-keys";
+constexpr const char* connect_timeout_seconds = "10";
+constexpr int scan_fetch_rows = 10'000;
+constexpr int rewrite_page_rows = 500;
+// How long the dbkey row lock may be waited for: a session holding it longer is a busy writer.
+constexpr const char* row_lock_timeout = "2s";
+
+const char* const key_table_ddl =
+    "CREATE TABLE IF NOT EXISTS encryption_keys (id bigint, created_at timestamptz, updated_at timestamptz, "
+    "deleted_at timestamptz, key_id bigint, name text, encrypted bytea, algorithm text, root_key_id text, "
+    "PRIMARY KEY (id));\n"
+    "CREATE UNIQUE INDEX IF NOT EXISTS idx_encryption_keys_key_id ON encryption_keys(key_id);";
+
+std::string timestamp_sql(const char* column) {
+    return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00', '')", column);
+}
+
+const std::string key_columns = "CAST(id AS TEXT), CAST(key_id AS TEXT), name, encrypted, algorithm, root_key_id, " +
+                                timestamp_sql("created_at") + ", " + timestamp_sql("updated_at");
+
+// libpq messages do not normally contain the password, but a conninfo echoed back might.
+std::string scrubbed(std::string message, std::string_view password) {
+    for (auto& c : message)
+        if (c == '\n' || c == '\t') c = ' ';
+    while (!message.empty() && message.back() == ' ') message.pop_back();
+    if (!password.empty())
+        for (size_t at; (at = message.find(password)) != std::string::npos;) message.replace(at, password.size(), "***");
+    for (size_t at = 0; (at = message.find("password=", at)) != std::string::npos;) {
+        size_t end = message.find(' ', at);
+        message.replace(at + 9, (end == std::string::npos ? message.size() : end) - at - 9, "***");
+        at += 12;
+    }
+    // postgresql://user:secret@host
+    for (size_t at = 0; (at = message.find("://", at)) != std::string::npos;) {
+        size_t end = message.find_first_of("@ /", at + 3);
+        size_t colon = message.find(':', at + 3);
+        if (end != std::string::npos && message[end] == '@' && colon < end)
+            message.replace(colon + 1, end - colon - 1, "***");
+        at += 3;
+    }
+    return message;
+}
+
+std::string param_value(const ConnectionParams& params, const std::string& key) {
+    std::string value;
+    for (const auto& [k, v] : params)
+        if (k == key) value = v;
+    return value;
+}
+
+std::string env_or(const char* name, std::string fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
+// host:port/dbname as far as known before connecting (libpq's defaults filled in).
+std::string target_of(const ConnectionParams& params) {
+    std::string host = param_value(params, "host");
+    if (host.empty()) host = param_value(params, "hostaddr");
+    std::string user = param_value(params, "user");
+    std::string db = param_value(params, "dbname");
+    if (db.empty()) db = env_or("PGDATABASE", user.empty() ? env_or("PGUSER", "") : user);
+    std::string port = param_value(params, "port");
+    return fmt::format("{}:{}/{}", host.empty() ? env_or("PGHOST", "localhost") : host,
+                       port.empty() ? env_or("PGPORT", "5432") : port, db);
+}
+
+// A conninfo string or URI as keyword/value pairs, without connecting.
+ConnectionParams parse_conninfo(const std::string& conninfo, std::string_view what) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+    if (!options) {
+        std::string message = error ? scrubbed(error, "") : "out of memory";
+        PQfreemem(error);
+        throw Error(ExitCode::usage, fmt::format("{} is not a valid PostgreSQL connection string: {}", what, message));
+    }
+    ConnectionParams params;
+    for (auto* o = options; o->keyword; ++o)
+        if (o->val) params.emplace_back(o->keyword, o->val);
+    PQconninfoFree(options);
+    return params;
+}
+
+struct Param {
+    std::string value;
+    bool binary = false;  // bytea as raw bytes; everything else as text
+    bool null = false;
+
+    static Param text(std::string v) { return {std::move(v), false, false}; }
+    static Param bytes(std::string_view v) { return {std::string(v), true, false}; }
+    static Param number(int64_t v) { return {std::to_string(v), false, false}; }
+    static Param null_value() { return {{}, false, true}; }
+};
+
+class Result {
+public:
+    explicit Result(PGresult* r) : r_(r) {}
+    Result(Result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+    Result(const Result&) = delete;
+    ~Result() { PQclear(r_); }
+
+    int rows() const { return PQntuples(r_); }
+    bool null(int row, int col) const { return PQgetisnull(r_, row, col); }
+    // Results are in binary format: text and bytea come back as their raw bytes.
+    std::string_view view(int row, int col) const {
+        return {PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col))};
+    }
+    std::string text(int row, int col) const { return std::string(view(row, col)); }
+    int64_t number(int row, int col) const {
+        auto v = view(row, col);
+        int64_t n = 0;
+        std::from_chars(v.data(), v.data() + v.size(), n);
+        return n;
+    }
+    bool boolean(int row, int col) const { return view(row, col) == std::string_view("\x01", 1); }
+    PGresult* get() const { return r_; }
+
+private:
+    PGresult* r_;
+};
+
+class Connection {
+public:
+    Connection(const ConnectionParams& params, bool expand_dbname, const std::string& target)
+        : target_(target), password_(secret_of(params)) {
+        std::vector<const char*> keys, values;
+        for (const auto& [k, v] : params) {
+            keys.push_back(k.c_str());
+            values.push_back(v.c_str());
+        }
+        keys.push_back(nullptr);
+        values.push_back(nullptr);
+        conn_ = PQconnectdbParams(keys.data(), values.data(), expand_dbname ? 1 : 0);
+        if (!conn_) fail(ExitCode::database, "cannot connect to postgres {}: out of memory", target_);
+        if (PQstatus(conn_) != CONNECTION_OK) {
+            std::string message = scrub(PQerrorMessage(conn_));
+            PQfinish(conn_);
+            fail(ExitCode::database, "cannot connect to postgres {}: {}", target_, message);
+        }
+        const char* host = PQhost(conn_);
+        target_ = fmt::format("{}:{}/{}", host && *host ? host : "localhost", PQport(conn_), PQdb(conn_));
+    }
+    Connection(const Connection&) = delete;
+    ~Connection() {
+        PQfinish(conn_);
+        Botan::secure_scrub_memory(password_.data(), password_.size());
+    }
+
+    const std::string& target() const { return target_; }
+    PGTransactionStatusType transaction_status() const { return PQtransactionStatus(conn_); }
+    bool in_transaction() const { return transaction_status() != PQTRANS_IDLE; }
+
+    Result exec(std::string_view what, const std::string& sql, const std::vector<Param>& params = {}) {
+        std::vector<const char*> values;
+        std::vector<int> lengths, formats;
+        for (const auto& p : params) {
+            values.push_back(p.null ? nullptr : p.value.c_str());
+            lengths.push_back(static_cast<int>(p.value.size()));
+            formats.push_back(p.binary ? 1 : 0);
+        }
+        bool was_in_transaction = in_transaction();
+        Result r(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
+                              lengths.data(), formats.data(), /*binary results*/ 1));
+        check(what, r, was_in_transaction);
+        return r;
+    }
+
+    // Several statements in one round trip (DDL); no parameters.
+    void exec_script(std::string_view what, const std::string& sql) {
+        bool was_in_transaction = in_transaction();
+        Result r(PQexec(conn_, sql.c_str()));
+        check(what, r, was_in_transaction);
+    }
+
+    // Best effort, for destructors and error paths: never throws.
+    void rollback_quietly() noexcept {
+        if (PQstatus(conn_) == CONNECTION_OK && in_transaction()) PQclear(PQexec(conn_, "ROLLBACK"));
+    }
+    void exec_quietly(const char* sql) noexcept {
+        if (PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, sql));
+    }
+
+    [[noreturn]] void refuse(std::string message, std::string hint = {}) {
+        throw Error(ExitCode::refused, std::move(message), std::move(hint));
+    }
+
+private:
+    static std::string secret_of(const ConnectionParams& params) { return param_value(params, "password"); }
+    std::string scrub(const char* message) const { return scrubbed(message ? message : "", password_); }
+
+    void check(std::string_view what, const Result& r, bool was_in_transaction) {
+        auto status = PQresultStatus(r.get());
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
+        std::string message = scrub(r.get() ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_));
+        if (message.empty()) message = scrub(PQerrorMessage(conn_));
+        if (PQstatus(conn_) == CONNECTION_BAD)
+            fail(ExitCode::database, "postgres {}: lost the connection while {}{}: {}", target_, what,
+                 was_in_transaction ? "; nothing was committed" : "", message);
+        const char* state = r.get() ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+        if (state && std::string_view(state) == "55P03")  // lock_not_available: lock_timeout expired
+            refuse(fmt::format("postgres {}: {}: a lock is held by another session; is the Infra server or "
+                               "another infra-keys writing?", target_, what));
+        fail(ExitCode::database, "postgres {}: {}: {}", target_, what, message);
+    }
+
+    PGconn* conn_ = nullptr;
+    std::string target_;
+    std::string password_;  // kept only to scrub it out of messages
+};
+
+// What the store and its transaction both need: the connection, table shapes and key rows.
+class Database {
+public:
+    Database(const ConnectionParams& params, bool expand_dbname, const std::string& target)
+        : conn_(params, expand_dbname, target) {}
+
+    Connection& conn() { return conn_; }
+    const std::string& target() const { return conn_.target(); }
+
+    bool has_table(const std::string& table) {
+        auto r = conn_.exec("reading the schema", "SELECT to_regclass($1) IS NOT NULL", {Param::text(sql_name(table))});
+        return r.boolean(0, 0);
+    }
+
+    void require_key_table() {
+        if (!has_table("encryption_keys"))
+            fail(ExitCode::database, "postgres {} has no encryption_keys table; is this an Infra database?", target());
+    }
+
+    std::vector<KeyRow> live_keys(const std::optional<std::string>& name) {
+        require_key_table();
+        std::string sql = "SELECT " + key_columns + " FROM encryption_keys WHERE deleted_at IS NULL";
+        std::vector<Param> params;
+        if (name) {
+            sql += " AND name = $1";
+            params.push_back(Param::text(*name));
+        }
+        auto r = conn_.exec("reading encryption_keys", sql + " ORDER BY id", params);
+        std::vector<KeyRow> rows;
+        for (int i = 0; i < r.rows(); ++i) {
+            KeyRow row;
+            row.id = r.number(i, 0);
+            row.key_id = r.number(i, 1);
+            row.name = r.text(i, 2);
+            auto encrypted = r.view(i, 3);
+            row.encrypted.assign(encrypted.begin(), encrypted.end());
+            row.algorithm = r.text(i, 4);
+            row.root_key_id = r.text(i, 5);
+            row.created_at = r.text(i, 6);
+            row.updated_at = r.text(i, 7);
+            rows.push_back(std::move(row));
+        }
+        return rows;
+    }
+
+    // Columns from pg_attribute and the primary key from pg_index, resolved through search_path
+    // exactly as the queries that follow will be.
+    const TableShape& shape(const std::string& table) {
+        auto found = shapes_.find(table);
+        if (found != shapes_.end()) return found->second;
+        TableShape shape;
+        std::string what = "reading the schema of " + table;
+        auto columns = conn_.exec(what,
+                                  "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                                  "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+                                  "ORDER BY a.attnum",
+                                  {Param::text(sql_name(table))});
+        for (int i = 0; i < columns.rows(); ++i) shape.columns.push_back({columns.text(i, 0), columns.text(i, 1)});
+        auto key = conn_.exec(what,
+                              "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_index i "
+                              "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                              "WHERE i.indrelid = to_regclass($1) AND i.indisprimary "
+                              "ORDER BY array_position(i.indkey::int2[], a.attnum)",
+                              {Param::text(sql_name(table))});
+        for (int i = 0; i < key.rows(); ++i) shape.primary_key.push_back({key.text(i, 0), key.text(i, 1)});
+        return shapes_.emplace(table, std::move(shape)).first->second;
+    }
+
+    std::string row_label(const EncryptedColumn& column) { return row_label_sql(shape(column.table), "ctid::text"); }
+
+private:
+    Connection conn_;
+    std::map<std::string, TableShape> shapes_;
+};
+
+// A PostgreSQL array literal of the given elements, every element quoted.
+void append_array_element(std::string& array, std::string_view element) {
+    array += array.empty() ? "{\"" : ",\"";
+    for (char c : element) {
+        if (c == '"' || c == '\\') array += '\\';
+        array += c;
+    }
+    array += '"';
+}
+
+std::string bytea_text(std::string_view bytes) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string text = "\\x";
+    text.reserve(2 + bytes.size() * 2);
+    for (unsigned char b : bytes) {
+        text += hex[b >> 4];
+        text += hex[b & 0xf];
+    }
+    return text;
+}
+
+class PgTransaction : public Transaction {
+public:
+    explicit PgTransaction(Database& db) : db_(db) {}
+    ~PgTransaction() override {
+        if (!done_) db_.conn().rollback_quietly();
+    }
+
+    std::optional<KeyRow> live_key(const std::string& name) override {
+        auto rows = db_.live_keys(name);
+        if (rows.empty()) return std::nullopt;
+        return rows.front();
+    }
+
+    void insert_key(const KeyRow& row) override {
+        db_.conn().exec(fmt::format("inserting encryption_keys row {}", row.id),
+                        "INSERT INTO encryption_keys (id, created_at, updated_at, deleted_at, key_id, name, encrypted, "
+                        "algorithm, root_key_id) VALUES ($1::bigint, $2::timestamptz, $3::timestamptz, NULL, "
+                        "$4::bigint, $5::text, $6::bytea, $7::text, $8::text)",
+                        {Param::number(row.id), timestamp(row.created_at), timestamp(row.updated_at),
+                         Param::number(row.key_id), Param::text(row.name), Param::bytes(as_text(row.encrypted)),
+                         Param::text(row.algorithm), Param::text(row.root_key_id)});
+    }
+
+    void update_key(const KeyRow& row) override {
+        auto r = db_.conn().exec(fmt::format("updating encryption_keys row {}", row.id),
+                                 "UPDATE encryption_keys SET encrypted = $1::bytea, algorithm = $2::text, "
+                                 "root_key_id = $3::text, updated_at = $4::timestamptz WHERE id = $5::bigint",
+                                 {Param::bytes(as_text(row.encrypted)), Param::text(row.algorithm),
+                                  Param::text(row.root_key_id), timestamp(row.updated_at), Param::number(row.id)});
+        if (std::string_view(PQcmdTuples(r.get())) != "1")
+            fail(ExitCode::database, "postgres {}: encryption_keys row {} not found", db_.target(), row.id);
+    }
+
+    uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) override;
+
+    void commit() override {
+        auto& conn = db_.conn();
+        if (conn.transaction_status() != PQTRANS_INTRANS)
+            fail(ExitCode::database, "postgres {}: the transaction was aborted; nothing was committed", db_.target());
+        auto r = conn.exec("committing", "COMMIT");
+        // COMMIT of a transaction the server already aborted reports ROLLBACK, not an error.
+        if (std::string_view(PQcmdStatus(r.get())) != "COMMIT")
+            fail(ExitCode::database, "postgres {}: the transaction was rolled back; nothing was committed",
+                 db_.target());
+        done_ = true;
+    }
+
+private:
+    static Param timestamp(const std::string& text) { return text.empty() ? Param::null_value() : Param::text(text); }
+
+    Database& db_;
+    bool done_ = false;
+};
+
+// Keyset pagination on the primary key: read a page, collect the replacements, then write them
+// all with one UPDATE … FROM unnest(…). Memory is one page; round trips are two per page.
+uint64_t PgTransaction::rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) {
+    const TableShape& shape = db_.shape(column.table);
+    const auto& key = shape.primary_key;
+    std::string what = "rewriting " + column.name();
+    if (key.empty()) fail(ExitCode::database, "postgres {}: {} has no primary key; cannot rewrite it", db_.target(), column.table);
+
+    std::string table = sql_name(column.table), col = sql_name(column.column), key_list, key_text, after, join, unnest;
+    for (size_t i = 0; i < key.size(); ++i) {
+        std::string sep = i ? ", " : "";
+        key_list += sep + sql_name(key[i].name);
+        // Aliased, so that ORDER BY and the keyset condition both mean the column, not its text.
+        key_text += fmt::format("{}CAST({} AS TEXT) AS k{}", sep, sql_name(key[i].name), i);
+        after += fmt::format("{}${}::{}", sep, i + 1, key[i].type);
+        join += fmt::format("{}target.{} = v.k{}", i ? " AND " : "", sql_name(key[i].name), i);
+        unnest += fmt::format("${}::{}[], ", i + 1, key[i].type);
+    }
+    std::string select = fmt::format("SELECT {}, {} AS row_label, {} AS value FROM {} WHERE {} IS NOT NULL", key_text,
+                                     db_.row_label(column),
+                                     col, table, col);
+    std::string first_page = fmt::format("{} ORDER BY {} LIMIT {}", select, key_list, rewrite_page_rows);
+    std::string next_page = fmt::format("{} AND ({}) > ({}) ORDER BY {} LIMIT {}", select, key_list, after, key_list,
+                                        rewrite_page_rows);
+    std::string value_names;
+    for (size_t i = 0; i < key.size(); ++i) value_names += fmt::format("k{}, ", i);
+    std::string update = fmt::format("UPDATE {} AS target SET {} = v.val FROM unnest({}${}::{}[]) AS v({}val) WHERE {}",
+                                     table, col, unnest, key.size() + 1, column.blob ? "bytea" : "text", value_names, join);
+
+    const int key_count = static_cast<int>(key.size());
+    std::vector<Param> last;
+    uint64_t rewritten = 0;
+    for (;;) {
+        auto page = db_.conn().exec(what, last.empty() ? first_page : next_page, last);
+        std::vector<std::string> key_arrays(key.size());
+        std::string values;
+        size_t replaced = 0;
+        for (int row = 0; row < page.rows(); ++row) {
+            StoredValue value{page.view(row, key_count), page.view(row, key_count + 1)};
+            if (value.text.empty()) continue;
+            auto replacement = rewrite(value);
+            if (!replacement) continue;
+            for (int k = 0; k < key_count; ++k) append_array_element(key_arrays[k], page.view(row, k));
+            append_array_element(values, column.blob ? bytea_text(*replacement) : *replacement);
+            ++replaced;
+        }
+        if (replaced > 0) {
+            std::vector<Param> params;
+            for (auto& a : key_arrays) params.push_back(Param::text(a + "}"));
+            params.push_back(Param::text(values + "}"));
+            auto r = db_.conn().exec(what, update, params);
+            if (std::string_view(PQcmdTuples(r.get())) != std::to_string(replaced))
+                fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
+                     PQcmdTuples(r.get()), replaced);
+            rewritten += replaced;
+        }
+        if (page.rows() < rewrite_page_rows) return rewritten;
+        last.clear();
+        for (int k = 0; k < key_count; ++k) last.push_back(Param::text(page.text(page.rows() - 1, k)));
+    }
+}
+
+// A read-only snapshot for a scan, unless the scan runs inside an open write transaction; either
+// way the scan's cursor is gone afterwards, even when the visitor throws.
+class ReadSnapshot {
+public:
+    explicit ReadSnapshot(Connection& conn) : conn_(conn), own_(!conn.in_transaction()) {
+        if (own_) conn_.exec("starting a read-only transaction", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    }
+    ~ReadSnapshot() {
+        if (finished_) return;
+        if (own_)
+            conn_.rollback_quietly();
+        else
+            conn_.exec_quietly("CLOSE infra_keys_scan");
+    }
+    void finish() {
+        conn_.exec("closing the scan", "CLOSE infra_keys_scan");
+        if (own_) conn_.exec("ending a read-only transaction", "COMMIT");
+        finished_ = true;
+    }
+
+private:
+    Connection& conn_;
+    bool own_;
+    bool finished_ = false;
+};
+
+class PgStore : public KeyStore {
+public:
+    PgStore(const ConnectionParams& params, bool expand_dbname, const std::string& target, std::string description)
+        : db_(params, expand_dbname, target), description_(std::move(description)) {}
+
+    std::string describe() const override {
+        return "postgres " + (description_.empty() ? db_.target() : description_);
+    }
+    std::string identity() const override { return db_.target(); }
+
+    bool has_key_table() override { return db_.has_table("encryption_keys"); }
+
+    void create_key_table() override { db_.conn().exec_script("creating encryption_keys", key_table_ddl); }
+
+    std::optional<KeyRow> live_key(const std::string& name) override {
+        auto rows = db_.live_keys(name);
+        if (rows.empty()) return std::nullopt;
+        return rows.front();
+    }
+
+    std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
+
+    std::vector<EncryptedColumn> encrypted_columns() override {
+        std::vector<EncryptedColumn> present;
+        for (const auto& c : known_encrypted_columns())
+            if (db_.shape(c.table).has(c.column)) present.push_back(c);
+        return present;
+    }
+
+    uint64_t count_values(const EncryptedColumn& column) override {
+        auto col = sql_name(column.column);
+        auto r = db_.conn().exec("counting " + column.name(),
+                                 fmt::format("SELECT CAST(count(*) AS TEXT) FROM {} WHERE {} IS NOT NULL AND "
+                                             "octet_length({}) > 0",
+                                             sql_name(column.table), col, col));
+        return static_cast<uint64_t>(r.number(0, 0));
+    }
+
+    // A server-side cursor fetched in slices: constant memory at any table size.
+    void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) override {
+        auto& conn = db_.conn();
+        std::string what = "reading " + column.name();
+        const TableShape& shape = db_.shape(column.table);
+        std::string order;
+        for (const auto& k : shape.row_key()) order += (order.empty() ? "" : ", ") + sql_name(k.name);
+        auto col = sql_name(column.column);
+        ReadSnapshot snapshot(conn);
+        conn.exec(what, fmt::format("DECLARE infra_keys_scan BINARY NO SCROLL CURSOR FOR SELECT {} AS row_label, "
+                                    "{} AS value FROM {} WHERE {} IS NOT NULL{}{}",
+                                    db_.row_label(column), col, sql_name(column.table), col,
+                                    order.empty() ? "" : " ORDER BY ", order));
+        const std::string fetch = fmt::format("FETCH {} FROM infra_keys_scan", scan_fetch_rows);
+        bool more = true;
+        while (more) {
+            auto slice = conn.exec(what, fetch);
+            for (int row = 0; row < slice.rows() && more; ++row) {
+                StoredValue value{slice.view(row, 0), slice.view(row, 1)};
+                if (!value.text.empty()) more = visit(value);
+            }
+            if (slice.rows() < scan_fetch_rows) more = false;
+        }
+        snapshot.finish();
+    }
+
+    std::vector<std::string> other_clients() override {
+        auto r = db_.conn().exec(
+            "listing other sessions",
+            "SELECT CAST(pid AS TEXT), coalesce(usename::text, ''), coalesce(application_name, ''), "
+            "coalesce(host(client_addr), 'local socket') FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+            "AND coalesce(application_name, '') <> $1::text ORDER BY pid",
+            {Param::text(application_name)});
+        std::vector<std::string> clients;
+        for (int i = 0; i < r.rows(); ++i) {
+            std::string app = r.text(i, 2);
+            clients.push_back(fmt::format("session {} of user {} from {}{}", r.text(i, 0), r.text(i, 1), r.text(i, 3),
+                                          app.empty() ? "" : " (" + app + ")"));
+        }
+        return clients;
+    }
+
+    std::unique_ptr<Transaction> begin_exclusive() override {
+        auto& conn = db_.conn();
+        if (conn.in_transaction()) fail(ExitCode::internal, "postgres {}: a transaction is already open", db_.target());
+        conn.exec("starting a write transaction", "BEGIN");
+        auto tx = std::make_unique<PgTransaction>(db_);  // rolls back if anything below throws
+        auto locked = conn.exec("taking the infra-keys lock",
+                                "SELECT pg_try_advisory_xact_lock($1::bigint)", {Param::number(advisory_lock_key)});
+        if (!locked.boolean(0, 0))
+            conn.refuse(fmt::format("another infra-keys is writing to postgres {} (it holds advisory lock {})",
+                                    db_.target(), advisory_lock_key),
+                        "wait for it to finish and try again");
+        if (db_.has_table("encryption_keys")) {
+            // The server writes the dbkey row only when it creates it; locking it keeps a starting
+            // server from racing us. Wait briefly, then refuse rather than hang.
+            conn.exec("locking the dbkey row", fmt::format("SET LOCAL lock_timeout = '{}'", row_lock_timeout));
+            conn.exec("locking the dbkey row",
+                      "SELECT id FROM encryption_keys WHERE name = 'dbkey' AND deleted_at IS NULL FOR UPDATE");
+            conn.exec("locking the dbkey row", "SET LOCAL lock_timeout TO DEFAULT");
+        }
+        return tx;
+    }
+
+private:
+    mutable Database db_;
+    std::string description_;
+};
+
+std::unique_ptr<KeyStore> connect(ConnectionParams params, bool expand_dbname, const std::string& target,
+                                  std::string description) {
+    // Defaults first: libpq lets later keywords (and an expanded dbname) override them.
+    params.insert(params.begin(), {{"connect_timeout", connect_timeout_seconds}, {"application_name", application_name}});
+    return std::make_unique<PgStore>(params, expand_dbname, target, std::move(description));
+}
+
+}  // namespace
+
+ConnectionParams connection_params(const config::Config& cfg, const std::string& db_password) {
+    ConnectionParams params{{"host", cfg.db_host}};
+    if (cfg.db_port > 0) params.emplace_back("port", std::to_string(cfg.db_port));
+    if (!cfg.db_name.empty()) params.emplace_back("dbname", cfg.db_name);
+    if (!cfg.db_username.empty()) params.emplace_back("user", cfg.db_username);
+    // Without one, libpq falls back to PGPASSWORD and ~/.pgpass by itself.
+    if (!db_password.empty()) params.emplace_back("password", db_password);
+    if (!cfg.db_parameters.empty())
+        for (auto& p : parse_conninfo(cfg.db_parameters, "dbParameters")) params.push_back(std::move(p));
+    return params;
+}
+
+std::unique_ptr<KeyStore> open_postgres(const ConnectionParams& params) {
+    return connect(params, /*expand_dbname=*/false, target_of(params), "");
+}
+
+std::unique_ptr<KeyStore> open_postgres(const std::string& conninfo, const std::string& description) {
+    auto parsed = parse_conninfo(conninfo, "the database URL");
+    return connect({{"dbname", conninfo}}, /*expand_dbname=*/true, target_of(parsed), description);
+}
+
+}  // namespace ik::store

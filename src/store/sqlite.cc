@@ -1,0 +1,348 @@
+// The key store over the server's SQLite file (SQLiteCpp).
+#include <filesystem>
+#include <limits>
+#include <map>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/Savepoint.h>
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include "store/key_store.h"
+#include "store/sql_shape.h"
+#include "util/error.h"
+
+namespace ik::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A running server holds the file briefly for each write; wait that out on ordinary statements.
+constexpr int busy_timeout_ms = 10'000;
+// Taking the write lock waits only this long: a writer holding it longer is another infra-keys
+// or a busy server, and failing at once with a clear message beats hanging.
+constexpr int write_lock_timeout_ms = 2'000;
+// Rows read per page of a rewrite: bounds memory at any table size.
+constexpr int rewrite_page_rows = 500;
+
+const char* const key_table_ddl =
+    "CREATE TABLE IF NOT EXISTS encryption_keys (id integer, created_at datetime, updated_at datetime,\n"
+    "  deleted_at datetime, key_id integer, name text, encrypted blob, algorithm text,\n"
+    "  root_key_id text, PRIMARY KEY (id));\n"
+    "CREATE UNIQUE INDEX IF NOT EXISTS idx_encryption_keys_key_id ON encryption_keys(key_id);";
+
+const char* const key_columns = "id, key_id, name, encrypted, algorithm, root_key_id, created_at, updated_at";
+
+std::string_view bytes_of(const SQLite::Column& c) {
+    const void* data = c.getBlob();  // TEXT is handed out as its bytes, BLOB as is; no conversion
+    return {static_cast<const char*>(data), static_cast<size_t>(c.getBytes())};
+}
+
+KeyRow read_key_row(SQLite::Statement& s) {
+    KeyRow row;
+    row.id = s.getColumn(0).getInt64();
+    row.key_id = s.getColumn(1).getInt64();
+    row.name = s.getColumn(2).getString();
+    auto encrypted = bytes_of(s.getColumn(3));
+    row.encrypted.assign(encrypted.begin(), encrypted.end());
+    row.algorithm = s.getColumn(4).getString();
+    row.root_key_id = s.getColumn(5).getString();
+    row.created_at = s.getColumn(6).getString();
+    row.updated_at = s.getColumn(7).getString();
+    return row;
+}
+
+void bind_bytes(SQLite::Statement& s, int index, std::string_view bytes, bool blob) {
+    if (blob)
+        s.bind(index, bytes.data(), static_cast<int>(bytes.size()));
+    else
+        s.bind(index, std::string(bytes));
+}
+
+// The connection and what both the store and its transactions do with it.
+class Database {
+public:
+    Database(const std::string& path, bool create) : path_(absolute_path(path)), db_(open_file(path_, create)) {
+        db_.setBusyTimeout(busy_timeout_ms);
+        guarded("reading the schema", [&] { db_.execAndGet("SELECT count(*) FROM sqlite_master"); });
+    }
+
+    const std::string& path() const { return path_; }
+    SQLite::Database& handle() { return db_; }
+
+    // Turns SQLite's exceptions into ik::Error(database) naming the file and what was being done.
+    template <typename F>
+    auto guarded(std::string_view what, F&& f) -> decltype(f()) {
+        try {
+            return f();
+        } catch (const SQLite::Exception& e) {
+            fail(ExitCode::database, "sqlite {}: {}: {}", path_, what, e.what());
+        }
+    }
+
+    bool has_table(const std::string& table) {
+        return guarded("reading the schema", [&] {
+            SQLite::Statement s(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+            s.bind(1, table);
+            return s.executeStep();
+        });
+    }
+
+    void require_key_table() {
+        if (!has_table("encryption_keys"))
+            fail(ExitCode::database, "sqlite {} has no encryption_keys table; is this an Infra database?", path_);
+    }
+
+    std::vector<KeyRow> live_keys(const std::optional<std::string>& name) {
+        require_key_table();
+        return guarded("reading encryption_keys", [&] {
+            std::string sql = fmt::format("SELECT {} FROM encryption_keys WHERE deleted_at IS NULL", key_columns);
+            if (name) sql += " AND name = ?";
+            SQLite::Statement s(db_, sql + " ORDER BY id");
+            if (name) s.bind(1, *name);
+            std::vector<KeyRow> rows;
+            while (s.executeStep()) rows.push_back(read_key_row(s));
+            return rows;
+        });
+    }
+
+    const TableShape& shape(const std::string& table) {
+        auto found = shapes_.find(table);
+        if (found != shapes_.end()) return found->second;
+        TableShape shape = guarded("reading the schema of " + table, [&] {
+            TableShape t;
+            SQLite::Statement s(db_, "SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid");
+            s.bind(1, table);
+            std::map<int, TableShape::Column> key;
+            while (s.executeStep()) {
+                TableShape::Column c{s.getColumn(0).getString(), s.getColumn(1).getString()};
+                if (int pk = s.getColumn(2).getInt(); pk > 0) key[pk] = c;
+                t.columns.push_back(std::move(c));
+            }
+            for (auto& [_, c] : key) t.primary_key.push_back(c);
+            return t;
+        });
+        return shapes_.emplace(table, std::move(shape)).first->second;
+    }
+
+    std::string row_label(const EncryptedColumn& column) {
+        return row_label_sql(shape(column.table), "CAST(rowid AS TEXT)");
+    }
+
+    bool in_transaction() { return sqlite3_get_autocommit(db_.getHandle()) == 0; }
+
+private:
+    static std::string absolute_path(const std::string& path) {
+        std::error_code ec;
+        auto p = fs::weakly_canonical(fs::absolute(path), ec);
+        return ec ? fs::absolute(path).lexically_normal().string() : p.string();
+    }
+
+    static SQLite::Database open_file(const std::string& path, bool create) {
+        if (!create && !fs::exists(path)) fail(ExitCode::database, "database {} does not exist", path);
+        if (create) {
+            std::error_code ec;
+            fs::create_directories(fs::path(path).parent_path(), ec);  // the server creates ~/.infra too
+        }
+        try {
+            return SQLite::Database(path, SQLite::OPEN_READWRITE | (create ? SQLite::OPEN_CREATE : 0));
+        } catch (const SQLite::Exception& e) {
+            fail(ExitCode::database, "cannot open database {}: {}", path, e.what());
+        }
+    }
+
+    std::string path_;
+    SQLite::Database db_;
+    std::map<std::string, TableShape> shapes_;
+};
+
+class SqliteTransaction : public Transaction {
+public:
+    explicit SqliteTransaction(Database& db) : db_(db) {}
+
+    ~SqliteTransaction() override {
+        if (done_) return;
+        try {
+            db_.handle().exec("ROLLBACK");
+        } catch (...) {
+            // The connection may already have rolled back (e.g. on an I/O error); nothing to undo.
+        }
+    }
+
+    std::optional<KeyRow> live_key(const std::string& name) override {
+        auto rows = db_.live_keys(name);
+        if (rows.empty()) return std::nullopt;
+        return rows.front();
+    }
+
+    void insert_key(const KeyRow& row) override {
+        db_.guarded(fmt::format("inserting encryption_keys row {}", row.id), [&] {
+            SQLite::Statement s(db_.handle(),
+                                "INSERT INTO encryption_keys (id, created_at, updated_at, deleted_at, key_id, name, "
+                                "encrypted, algorithm, root_key_id) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?)");
+            s.bind(1, row.id);
+            s.bind(2, row.created_at);
+            s.bind(3, row.updated_at);
+            s.bind(4, row.key_id);
+            s.bind(5, row.name);
+            bind_bytes(s, 6, as_text(row.encrypted), /*blob=*/true);  // the server writes BLOB
+            s.bind(7, row.algorithm);
+            s.bind(8, row.root_key_id);
+            s.exec();
+        });
+    }
+
+    void update_key(const KeyRow& row) override {
+        int changed = db_.guarded(fmt::format("updating encryption_keys row {}", row.id), [&] {
+            SQLite::Statement s(db_.handle(),
+                                "UPDATE encryption_keys SET encrypted = ?, algorithm = ?, root_key_id = ?, "
+                                "updated_at = ? WHERE id = ?");
+            bind_bytes(s, 1, as_text(row.encrypted), /*blob=*/true);
+            s.bind(2, row.algorithm);
+            s.bind(3, row.root_key_id);
+            s.bind(4, row.updated_at);
+            s.bind(5, row.id);
+            return s.exec();
+        });
+        if (changed != 1) fail(ExitCode::database, "sqlite {}: encryption_keys row {} not found", db_.path(), row.id);
+    }
+
+    uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) override {
+        return db_.guarded("rewriting " + column.name(), [&] { return rewrite_pages(column, rewrite); });
+    }
+
+    void commit() override {
+        db_.guarded("committing", [&] { db_.handle().exec("COMMIT"); });
+        done_ = true;
+    }
+
+private:
+    // Keyset pagination by rowid: read a page (views valid while the statement is on the row),
+    // collect replacements, finish the read, then write them. Memory is one page of replacements.
+    uint64_t rewrite_pages(const EncryptedColumn& column, const ValueRewriter& rewrite) {
+        std::string table = sql_name(column.table), col = sql_name(column.column);
+        SQLite::Statement page(db_.handle(),
+                               fmt::format("SELECT rowid, {}, {} FROM {} WHERE rowid > ? AND {} IS NOT NULL "
+                                           "ORDER BY rowid LIMIT {}",
+                                           db_.row_label(column), col, table, col, rewrite_page_rows));
+        SQLite::Statement update(db_.handle(), fmt::format("UPDATE {} SET {} = ? WHERE rowid = ?", table, col));
+        std::vector<std::pair<int64_t, std::string>> replacements;
+        uint64_t rewritten = 0;
+        int64_t last_rowid = std::numeric_limits<int64_t>::min();
+        for (;;) {
+            page.reset();
+            page.bind(1, last_rowid);
+            int rows = 0;
+            while (page.executeStep()) {
+                ++rows;
+                last_rowid = page.getColumn(0).getInt64();
+                StoredValue value{bytes_of(page.getColumn(1)), bytes_of(page.getColumn(2))};
+                if (value.text.empty()) continue;
+                if (auto replacement = rewrite(value)) replacements.emplace_back(last_rowid, std::move(*replacement));
+            }
+            page.reset();
+            for (auto& [rowid, text] : replacements) {
+                update.reset();
+                bind_bytes(update, 1, text, column.blob);
+                update.bind(2, rowid);
+                update.exec();
+            }
+            rewritten += replacements.size();
+            replacements.clear();
+            if (rows < rewrite_page_rows) return rewritten;
+        }
+    }
+
+    Database& db_;
+    bool done_ = false;
+};
+
+class SqliteStore : public KeyStore {
+public:
+    SqliteStore(const std::string& path, bool create) : db_(path, create) {}
+
+    std::string describe() const override { return "sqlite " + db_.path(); }
+    std::string identity() const override { return db_.path(); }
+
+    bool has_key_table() override { return db_.has_table("encryption_keys"); }
+
+    void create_key_table() override {
+        db_.guarded("creating encryption_keys", [&] {
+            SQLite::Savepoint savepoint(db_.handle(), "infra_keys_create");
+            db_.handle().exec(key_table_ddl);
+            savepoint.release();
+        });
+    }
+
+    std::optional<KeyRow> live_key(const std::string& name) override {
+        auto rows = db_.live_keys(name);
+        if (rows.empty()) return std::nullopt;
+        return rows.front();
+    }
+
+    std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
+
+    std::vector<EncryptedColumn> encrypted_columns() override {
+        std::vector<EncryptedColumn> present;
+        for (const auto& c : known_encrypted_columns())
+            if (db_.shape(c.table).has(c.column)) present.push_back(c);
+        return present;
+    }
+
+    uint64_t count_values(const EncryptedColumn& column) override {
+        return db_.guarded("counting " + column.name(), [&] {
+            auto col = sql_name(column.column);
+            SQLite::Statement s(db_.handle(), fmt::format("SELECT count(*) FROM {} WHERE {} IS NOT NULL AND length({}) > 0",
+                                                          sql_name(column.table), col, col));
+            s.executeStep();
+            return static_cast<uint64_t>(s.getColumn(0).getInt64());
+        });
+    }
+
+    // One statement over the whole column; the views point into SQLite's row buffer, so the
+    // per-row cost is the step itself (this is `verify --level full` over millions of rows).
+    void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) override {
+        db_.guarded("reading " + column.name(), [&] {
+            auto col = sql_name(column.column);
+            SQLite::Statement s(db_.handle(), fmt::format("SELECT {}, {} FROM {} WHERE {} IS NOT NULL ORDER BY rowid",
+                                                          db_.row_label(column), col, sql_name(column.table), col));
+            while (s.executeStep()) {
+                StoredValue value{bytes_of(s.getColumn(0)), bytes_of(s.getColumn(1))};
+                if (value.text.empty()) continue;
+                if (!visit(value)) return;
+            }
+        });
+    }
+
+    std::unique_ptr<Transaction> begin_exclusive() override {
+        if (db_.in_transaction()) fail(ExitCode::internal, "sqlite {}: a write transaction is already open", db_.path());
+        auto& handle = db_.handle();
+        handle.setBusyTimeout(write_lock_timeout_ms);
+        try {
+            handle.exec("BEGIN IMMEDIATE");
+        } catch (const SQLite::Exception& e) {
+            handle.setBusyTimeout(busy_timeout_ms);
+            int code = e.getErrorCode() & 0xff;
+            if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+                throw Error(ExitCode::refused,
+                            fmt::format("another writer holds database {}; is another infra-keys or the Infra server "
+                                        "writing?", db_.path()),
+                            fmt::format("waited {} s for the write lock; stop the other writer and try again",
+                                        write_lock_timeout_ms / 1000));
+            fail(ExitCode::database, "sqlite {}: starting a write transaction: {}", db_.path(), e.what());
+        }
+        handle.setBusyTimeout(busy_timeout_ms);
+        return std::make_unique<SqliteTransaction>(db_);
+    }
+
+private:
+    Database db_;
+};
+
+}  // namespace
+
+std::unique_ptr<KeyStore> open_sqlite(const std::string& path, bool create) {
+    return std::make_unique<SqliteStore>(path, create);
+}
+
+}  // namespace ik::store
