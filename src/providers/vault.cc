@@ -1,11 +1,190 @@
-// Placeholder until the vault provider lands: a clear error instead of a silent fallback.
+#include "providers/vault.h"
+
+#include <botan/base64.h>
+#include <botan/mem_ops.h>
+#include <nlohmann/json.hpp>
+
+#include "crypto/random.h"
 #include "providers/remote.h"
 #include "util/error.h"
 
 namespace ik::providers {
+namespace {
 
-std::unique_ptr<RootKeyProvider> make_vault(const config::Config&, const config::KeyProvider&, secrets::SecretStorages&) {
-    fail(ExitCode::usage, "key provider kind 'vault' is not supported yet by this build of infra-keys");
+using json = nlohmann::json;
+
+std::string env_or(const config::Environment& env, const std::string& name, const std::string& fallback = {}) {
+    auto value = env(name);
+    return value && !value->empty() ? *value : fallback;
+}
+
+std::string normalised_mount(const std::string& mount) {
+    size_t begin = mount.find_first_not_of('/');
+    if (begin == std::string::npos) return "/transit";
+    size_t end = mount.find_last_not_of('/');
+    return "/" + mount.substr(begin, end - begin + 1);
+}
+
+void scrub(std::string& text) {
+    Botan::secure_scrub_memory(text.data(), text.size());
+    text.clear();
+}
+
+json parse_data(const std::string& body, const std::string& where) {
+    json parsed = json::parse(body, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("data") || !parsed["data"].is_object())
+        fail(ExitCode::provider, "{}: answer has no data object", where);
+    return parsed["data"];
+}
+
+std::string string_field(const json& data, const char* field, const std::string& where) {
+    auto it = data.find(field);
+    if (it == data.end() || !it->is_string()) fail(ExitCode::provider, "{}: answer has no {}", where, field);
+    return it->get<std::string>();
+}
+
+// Vault's errors: {"errors": ["…", …]}; an empty list for a plain 404.
+std::string vault_errors(const std::string& body) {
+    json parsed = json::parse(body, nullptr, false);
+    std::string out;
+    if (parsed.is_object() && parsed.contains("errors") && parsed["errors"].is_array())
+        for (const auto& e : parsed["errors"])
+            if (e.is_string()) out += (out.empty() ? "" : "; ") + e.get<std::string>();
+    return out;
+}
+
+// Decrypt failures that mean "another key sealed this", as opposed to Vault or policy trouble.
+bool is_wrong_key(long status, const std::string& errors) {
+    return status == 400 && (errors.find("message authentication failed") != std::string::npos ||
+                             errors.find("invalid ciphertext") != std::string::npos);
+}
+
+}  // namespace
+
+std::string transit_key_name(const std::string& root_key_id) {
+    // Config leaves an unset dbEncryptionKey at its file default; for Vault that means "no name".
+    if (root_key_id.empty() || root_key_id == "~/.infra/sqlite3.db.key") return "__infra-root";
+    size_t slash = root_key_id.rfind('/');
+    return slash == std::string::npos ? root_key_id : root_key_id.substr(slash + 1);
+}
+
+VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvider& entry,
+                             secrets::SecretStorages& storages, const config::Environment& env) {
+    VaultSettings settings;
+    settings.address = entry.get("address", env_or(env, "VAULT_ADDR"));
+    if (settings.address.empty())
+        throw Error(ExitCode::usage, "vault key provider: no address", "set address in the keys entry or VAULT_ADDR");
+    std::string token_ref = entry.get("token");
+    settings.token = token_ref.empty() ? env_or(env, "VAULT_TOKEN") : storages.resolve_text(token_ref);
+    if (settings.token.empty())
+        throw Error(ExitCode::usage, "vault key provider: no token", "set token in the keys entry or VAULT_TOKEN");
+    settings.namespace_name = entry.get("namespace", env_or(env, "VAULT_NAMESPACE"));
+    settings.transit_mount = normalised_mount(entry.get("transitmount", "/transit"));
+    settings.key_name = transit_key_name(cfg.db_encryption_key);
+    settings.tls.ca_file = env_or(env, "VAULT_CACERT");
+    return settings;
+}
+
+VaultProvider::VaultProvider(VaultSettings settings)
+    : settings_(std::move(settings)), client_(net::ClientOptions{"vault", settings_.tls}) {
+    while (!settings_.address.empty() && settings_.address.back() == '/') settings_.address.pop_back();
+    settings_.transit_mount = normalised_mount(settings_.transit_mount);
+}
+
+std::string VaultProvider::describe() const {
+    return fmt::format("vault transit key {} at {}{}", settings_.key_name, settings_.address, settings_.transit_mount);
+}
+
+std::optional<std::string> VaultProvider::call(const std::string& method, const std::string& path,
+                                               const std::string& body, bool missing_ok, bool idempotent) {
+    net::Request request{method, settings_.address + "/v1" + settings_.transit_mount + "/" + path,
+                         {{"X-Vault-Token", settings_.token}}, body, idempotent};
+    if (!settings_.namespace_name.empty()) request.headers.emplace_back("X-Vault-Namespace", settings_.namespace_name);
+    if (!body.empty()) request.headers.emplace_back("Content-Type", "application/json");
+    net::Response response = client_.send(request);
+    scrub(request.body);
+    if (response.status >= 200 && response.status < 300) return std::move(response.body);
+    if (response.status == 404 && missing_ok) return std::nullopt;
+
+    std::string errors = vault_errors(response.body);
+    if (errors.empty()) errors = fmt::format("HTTP {}", response.status);
+    else errors = fmt::format("HTTP {}: {}", response.status, errors);
+    std::string text = net::quote_service_text(errors, {settings_.token});
+    ExitCode code = is_wrong_key(response.status, errors) ? ExitCode::wrong_key : ExitCode::provider;
+    throw Error(code, fmt::format("{} {} {}: {}", client_.where(request), method, path, text));
+}
+
+bool VaultProvider::root_key_exists() { return call("GET", "keys/" + settings_.key_name, "", true).has_value(); }
+
+void VaultProvider::create_root_key() {
+    // As the server creates it: not exportable, no deletion.
+    call("POST", "keys/" + settings_.key_name, json{{"type", "aes256-gcm96"}}.dump());
+}
+
+DbKey VaultProvider::generate_db_key() {
+    DbKey key;
+    key.plaintext = crypto::random_key(32);
+    key.wrapped = wrap(key.plaintext);
+    return key;
+}
+
+Bytes VaultProvider::wrap(const SecretBytes& db_key) {
+    std::string body = json{{"plaintext", Botan::base64_encode(db_key.data(), db_key.size())}}.dump();
+    std::string answer = *call("POST", "encrypt/" + settings_.key_name, body);
+    scrub(body);
+    std::string ciphertext = string_field(parse_data(answer, describe()), "ciphertext", describe());
+    return Bytes(ciphertext.begin(), ciphertext.end());
+}
+
+SecretBytes VaultProvider::unwrap(ByteView wrapped) {
+    std::string ciphertext(as_text(wrapped));
+    if (ciphertext.rfind("vault:v", 0) != 0)
+        fail(ExitCode::wrong_key, "{}: the wrapped db key is not a Vault ciphertext (no vault:vN: prefix)", describe());
+    std::string answer = *call("POST", "decrypt/" + settings_.key_name, json{{"ciphertext", ciphertext}}.dump());
+    json data = parse_data(answer, describe());
+    scrub(answer);
+    std::string encoded = string_field(data, "plaintext", describe());
+    SecretBytes key;
+    try {
+        key = Botan::base64_decode(encoded);
+    } catch (const std::exception&) {
+        fail(ExitCode::provider, "{}: decrypt answered a plaintext that is not base64", describe());
+    }
+    scrub(encoded);
+    if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
+    return key;
+}
+
+void VaultProvider::rotate_key() {
+    // Not retried on 5xx: a rotation that did happen must not happen twice.
+    call("POST", "keys/" + settings_.key_name + "/rotate", "{}", false, false);
+}
+
+Bytes VaultProvider::rewrap(ByteView wrapped) {
+    std::string answer = *call("POST", "rewrap/" + settings_.key_name, json{{"ciphertext", std::string(as_text(wrapped))}}.dump());
+    std::string ciphertext = string_field(parse_data(answer, describe()), "ciphertext", describe());
+    return Bytes(ciphertext.begin(), ciphertext.end());
+}
+
+VaultProvider::KeyInfo VaultProvider::read_key() {
+    auto answer = call("GET", "keys/" + settings_.key_name, "", true);
+    if (!answer) fail(ExitCode::provider, "{} does not exist", describe());
+    json data = parse_data(*answer, describe());
+    return {data.value("latest_version", 0), data.value("min_decryption_version", 0)};
+}
+
+std::vector<std::string> VaultProvider::status(ByteView wrapped) {
+    std::string text(as_text(wrapped));
+    std::string version = "?";
+    if (text.rfind("vault:v", 0) == 0) version = text.substr(7, text.find(':', 7) - 7);
+    KeyInfo info = read_key();
+    return {fmt::format("wrapped by key version {} (latest {}, min_decryption_version {})", version,
+                        info.latest_version, info.min_decryption_version)};
+}
+
+std::unique_ptr<RootKeyProvider> make_vault(const config::Config& cfg, const config::KeyProvider& entry,
+                                            secrets::SecretStorages& storages) {
+    return std::make_unique<VaultProvider>(vault_settings(cfg, entry, storages, config::process_environment()));
 }
 
 }  // namespace ik::providers

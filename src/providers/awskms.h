@@ -1,0 +1,73 @@
+// The `awskms` root key provider: the db key is a KMS data key (JSON 1.1 API, SigV4).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "net/http.h"
+#include "net/sigv4.h"
+#include "providers/root_key_provider.h"
+#include "secrets/secret_store.h"
+
+namespace ik::providers {
+
+struct AwsKmsSettings {
+    std::string endpoint;     // https://kms.<region>.amazonaws.com unless configured
+    std::string region;
+    std::string root_key_id;  // dbEncryptionKey as configured (written to encryption_keys.root_key_id)
+    std::string algorithm = "AES_256";  // KeySpec of GenerateDataKey; stored as `algorithm`
+    net::sigv4::Credentials credentials;
+    net::TlsOptions tls;      // AWS_CA_BUNDLE
+};
+
+// Settings from the `keys:` entry, then the AWS environment: AWS_ACCESS_KEY_ID/
+// AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else AWS_PROFILE (default "default") in
+// AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; region from the entry, AWS_REGION,
+// AWS_DEFAULT_REGION, else the profile in AWS_CONFIG_FILE or ~/.aws/config; endpoint from the
+// entry, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL. Throws ik::Error(usage) naming what is missing.
+AwsKmsSettings awskms_settings(const config::Config& cfg, const config::KeyProvider& entry,
+                               secrets::SecretStorages& storages, const config::Environment& env);
+
+// The id to send to KMS for a configured root key id. The server makes dbEncryptionKey absolute
+// even for KMS ids (spec §6), so "/srv/infra/alias/infra" may reach us from a server-written
+// configuration: the KMS part (from "arn:", from "alias/", else the last path segment) is used.
+std::string kms_key_id(const std::string& root_key_id);
+
+class AwsKmsProvider : public RootKeyProvider {
+public:
+    explicit AwsKmsProvider(AwsKmsSettings settings);
+
+    std::string kind() const override { return "awskms"; }
+    std::string root_key_id() const override { return settings_.root_key_id; }
+    std::string algorithm() const override { return settings_.algorithm; }
+    std::string describe() const override;
+
+    bool root_key_exists() override;
+    void create_root_key() override;
+    DbKey generate_db_key() override;
+    Bytes wrap(const SecretBytes& db_key) override;
+    SecretBytes unwrap(ByteView wrapped) override;
+    std::vector<std::string> status(ByteView wrapped) override;
+
+    // KMS ReEncrypt: `wrapped` re-encrypted under another KMS key inside KMS (rotate-root
+    // --to-key-id); the plaintext never leaves KMS.
+    Bytes reencrypt(ByteView wrapped, const std::string& destination_key_id);
+
+private:
+    struct KeyMetadata {
+        std::string arn;
+        std::string state;  // Enabled, Disabled, PendingDeletion, ...
+        bool enabled = false;
+    };
+    KeyMetadata describe_key();
+    // POSTs one TrentService operation; returns the parsed JSON body of a 200 answer, throws
+    // ik::Error naming the operation and KMS's own error for anything else.
+    std::string call(const std::string& operation, const std::string& body);
+
+    AwsKmsSettings settings_;
+    std::string key_id_;  // what goes into KeyId
+    net::Client client_;
+};
+
+}  // namespace ik::providers

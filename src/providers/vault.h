@@ -1,0 +1,69 @@
+// The `vault` root key provider: the db key is encrypted by a Vault transit key.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "net/http.h"
+#include "providers/root_key_provider.h"
+#include "secrets/secret_store.h"
+
+namespace ik::providers {
+
+struct VaultSettings {
+    std::string address;                     // https://vault.example.com:8200
+    std::string token;                       // X-Vault-Token; never in a message
+    std::string namespace_name;              // X-Vault-Namespace, empty for none
+    std::string transit_mount = "/transit";  // with one leading slash, no trailing one
+    std::string key_name = "__infra-root";   // the transit key = the root key id
+    net::TlsOptions tls;                     // VAULT_CACERT
+};
+
+// From the `keys:` entry (`address`, `token` secret reference, `namespace`, `transitMount`),
+// falling back on VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and VAULT_CACERT.
+VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvider& entry,
+                             secrets::SecretStorages& storages, const config::Environment& env);
+
+// The transit key name for a configured root key id: "__infra-root" when empty. The server makes
+// dbEncryptionKey absolute (spec §6) and transit names cannot contain '/', so of a path only
+// the last segment is the name.
+std::string transit_key_name(const std::string& root_key_id);
+
+class VaultProvider : public RootKeyProvider {
+public:
+    explicit VaultProvider(VaultSettings settings);
+
+    std::string kind() const override { return "vault"; }
+    std::string root_key_id() const override { return settings_.key_name; }
+    std::string algorithm() const override { return "aes256-gcm96"; }
+    std::string describe() const override;
+
+    bool root_key_exists() override;
+    void create_root_key() override;
+    DbKey generate_db_key() override;
+    Bytes wrap(const SecretBytes& db_key) override;
+    SecretBytes unwrap(ByteView wrapped) override;
+    std::vector<std::string> status(ByteView wrapped) override;
+
+    struct KeyInfo {
+        int latest_version = 0;
+        int min_decryption_version = 0;
+    };
+    // Adds a new version of the transit key; new encryptions use it.
+    void rotate_key();
+    // Re-encrypts `wrapped` under the latest key version inside Vault (the plaintext never leaves it).
+    Bytes rewrap(ByteView wrapped);
+    KeyInfo read_key();
+
+private:
+    // Sends to {address}/v1{mount}/{path}; returns the JSON `data` object of a 2xx answer, or
+    // nullopt for 404 when `missing_ok`. Throws ik::Error with Vault's own `errors` otherwise.
+    std::optional<std::string> call(const std::string& method, const std::string& path, const std::string& body,
+                                    bool missing_ok = false, bool idempotent = true);
+
+    VaultSettings settings_;
+    net::Client client_;
+};
+
+}  // namespace ik::providers
