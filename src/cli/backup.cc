@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "ops/backup.h"
+#include "util/error.h"
 #include "util/output.h"
 #include "util/passphrase.h"
 

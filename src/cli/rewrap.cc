@@ -21,7 +21,7 @@ Command add_rewrap(CLI::App& app, const GlobalOptions& global) {
         ops::RewrapResult result = ops::rewrap(inst, *options);
         for (const auto& line : result.lines) out::result("{}", line);
         if (!result.nothing_to_do)
-            out::result(options->dry_run ? "rewrap: dry run, nothing written" : "rewrap: done");
+            out::result("{}", options->dry_run ? "rewrap: dry run, nothing written" : "rewrap: done");
         return 0;
     }};
 }

@@ -1,6 +1,7 @@
 #include "ops/backup.h"
 
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <iterator>
 #include <set>
