@@ -35,6 +35,11 @@ std::vector<std::string> KeyFiles::retained() const {
     return out;
 }
 
+std::string KeyFiles::lock() const {
+    std::string dir = fs::path(key).parent_path().string();
+    return dir.empty() ? "." : dir;
+}
+
 void KeyFiles::remove_stale_temp_files() const {
     for (const auto& temp : files_beside(key, "", ".tmp-")) fs::remove(temp);
 }

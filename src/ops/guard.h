@@ -13,7 +13,7 @@ namespace ik::ops {
 struct KeyFiles {
     std::string key;  // the configured path (dbEncryptionKey)
     std::string next() const { return key + ".new"; }    // a new key not yet installed
-    std::string lock() const { return key + ".lock"; }   // held while keys change
+    std::string lock() const;                              // the directory locked while keys change
     std::string retired(const std::string& stamp) const { return key + "." + stamp + ".retired"; }
     std::vector<std::string> retained() const;           // previous keys, newest first
     void remove_stale_temp_files() const;                // left by a write killed half-way

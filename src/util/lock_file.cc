@@ -12,9 +12,10 @@
 namespace ik {
 
 LockFile::LockFile(std::string path) : path_(std::move(path)) {
-    // The file itself stays behind (it holds nothing); the kernel drops the lock if we die.
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) fail(ExitCode::provider, "cannot open lock file {}: {}", path_, std::strerror(errno));
+    // Locking the directory that holds the keys leaves nothing behind; the kernel drops the
+    // lock if we die, so a killed run never blocks the next one.
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) fail(ExitCode::provider, "cannot open {} to lock it: {}", path_, std::strerror(errno));
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         int saved = errno;
         ::close(fd_);

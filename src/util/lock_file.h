@@ -1,4 +1,5 @@
-// An advisory lock file (flock) that keeps two infra-keys processes from rotating at once.
+// An advisory lock (flock) on a directory that keeps two infra-keys processes from changing
+// the keys in it at once.
 #pragma once
 
 #include <string>
@@ -7,7 +8,7 @@ namespace ik {
 
 class LockFile {
 public:
-    // Takes the lock at once or throws ik::Error(refused) naming the file; never waits.
+    // Locks the directory `path` at once or throws ik::Error(refused) naming the file; never waits.
     explicit LockFile(std::string path);
     ~LockFile();
     LockFile(const LockFile&) = delete;

@@ -5,7 +5,7 @@ import stat
 import subprocess
 import unittest
 
-from harness import BIN, E2E
+from harness import BIN, E2E, read_file
 
 PASSPHRASE = "correct horse battery staple"
 FAST_KDF = ["--kdf-memory", "1", "--kdf-iterations", "1"]
@@ -31,12 +31,12 @@ class BackupTest(E2E):
         self.assertExit(r, "ok")
         self.assertIn("verified", r.stdout)
         self.assertEqual(stat.S_IMODE(os.stat(self.backup_path).st_mode), 0o600)
-        key = open(self.inst.key_path, "rb").read()
+        key = read_file(self.inst.key_path)
         os.remove(self.inst.key_path)
         self.assertExit(self.inst.run("verify"), "provider")
         r = self.restore()
         self.assertExit(r, "ok")
-        self.assertEqual(open(self.inst.key_path, "rb").read(), key)
+        self.assertEqual(read_file(self.inst.key_path), key)
         self.assertEqual(stat.S_IMODE(os.stat(self.inst.key_path).st_mode), 0o600)
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
@@ -52,11 +52,11 @@ class BackupTest(E2E):
 
     def test_backup_refuses_to_overwrite_without_force(self):
         self.assertExit(self.backup(), "ok")
-        first = open(self.backup_path, "rb").read()
+        first = read_file(self.backup_path)
         self.assertExit(self.backup(), "refused")
-        self.assertEqual(first, open(self.backup_path, "rb").read())
+        self.assertEqual(first, read_file(self.backup_path))
         self.assertExit(self.backup("--force"), "ok")
-        self.assertNotEqual(first, open(self.backup_path, "rb").read())
+        self.assertNotEqual(first, read_file(self.backup_path))
 
     def test_backup_refuses_a_short_passphrase_unless_allowed(self):
         with open(self.pass_file, "w") as f:
@@ -99,7 +99,7 @@ class BackupTest(E2E):
 
     def test_every_flipped_byte_is_rejected_and_nothing_changes(self):
         self.assertExit(self.backup(), "ok")
-        good = open(self.backup_path, "rb").read()
+        good = read_file(self.backup_path)
         os.remove(self.inst.key_path)
         before = self.inst.snapshot()
         bad = os.path.join(self.inst.dir, "bad.backup")
@@ -116,7 +116,7 @@ class BackupTest(E2E):
 
     def test_truncation_at_every_offset_is_rejected_and_nothing_changes(self):
         self.assertExit(self.backup(), "ok")
-        good = open(self.backup_path, "rb").read()
+        good = read_file(self.backup_path)
         os.remove(self.inst.key_path)
         before = self.inst.snapshot()
         bad = os.path.join(self.inst.dir, "bad.backup")
@@ -131,7 +131,7 @@ class BackupTest(E2E):
 
     def test_another_format_and_a_newer_version_are_rejected(self):
         self.assertExit(self.backup(), "ok")
-        good = open(self.backup_path, "rb").read()
+        good = read_file(self.backup_path)
         other = os.path.join(self.inst.dir, "other")
         for content, words in ((b"hello world\n", "not an infra-keys backup"),
                                (good.replace(b"infra-keys backup v1", b"infra-keys backup v9", 1), "newer")):
@@ -156,7 +156,7 @@ class BackupTest(E2E):
 
     def test_restore_refuses_to_replace_a_different_key_without_force_and_keeps_it_with_force(self):
         self.assertExit(self.backup(), "ok")
-        good_key = open(self.inst.key_path, "rb").read()
+        good_key = read_file(self.inst.key_path)
         stray = os.urandom(32)
         with open(self.inst.key_path, "wb") as f:
             f.write(stray)
@@ -178,7 +178,7 @@ class BackupTest(E2E):
         self.assertIn(kept[0], r.stdout)
         self.assertEqual(open(kept[0], "rb").read(), stray)
         self.assertEqual(stat.S_IMODE(os.stat(kept[0]).st_mode), 0o600)
-        self.assertEqual(open(self.inst.key_path, "rb").read(), good_key)
+        self.assertEqual(read_file(self.inst.key_path), good_key)
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
 
     def test_restoring_the_key_already_there_is_a_no_op(self):

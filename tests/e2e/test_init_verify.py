@@ -5,7 +5,7 @@ import stat
 import unittest
 
 import infra
-from harness import E2E, BACKEND, BLOB_COLUMNS, TEXT_COLUMNS
+from harness import E2E, BACKEND, BLOB_COLUMNS, TEXT_COLUMNS, read_file
 
 
 class InitTest(E2E):
@@ -18,7 +18,7 @@ class InitTest(E2E):
         row = self.inst.db_key_row()
         self.assertEqual(row["algorithm"], "aesgcm")
         self.assertEqual(row["root_key_id"], self.inst.key_path)
-        db_key = infra.unseal(open(self.inst.key_path, "rb").read(), row["encrypted"].decode(), infra.EMPTY_KEY_ID)
+        db_key = infra.unseal(read_file(self.inst.key_path), row["encrypted"].decode(), infra.EMPTY_KEY_ID)
         self.assertEqual(len(db_key), 32)
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
 
