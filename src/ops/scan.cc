@@ -29,7 +29,12 @@ struct Batch {
     struct Entry { uint32_t row_at, row_size, text_at, text_size; };
     std::vector<Entry> entries;
 
-    void clear() { arena.clear(); entries.clear(); }
+    void clear() {  // a recycled batch must not keep the position of its last use
+        column = 0;
+        first = 0;
+        arena.clear();
+        entries.clear();
+    }
     void add(const store::StoredValue& v) {
         Entry e{static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(v.row.size()), 0,
                 static_cast<uint32_t>(v.text.size())};

@@ -67,14 +67,17 @@ class PostgresDb:
         self.psycopg2 = psycopg2
         self.admin = os.environ["INFRA_KEYS_TEST_PG"]
         self.name = "t_" + uuid.uuid4().hex[:12]
-        with self._admin() as c:
-            c.cursor().execute(f"CREATE DATABASE {self.name}")
+        self._admin_execute(f"CREATE DATABASE {self.name}")
         self.conninfo = f"{self.admin} dbname={self.name}"
 
-    def _admin(self):
+    def _admin_execute(self, sql):
+        # Closed at once: psycopg2's `with` ends the transaction but keeps the connection.
         c = self.psycopg2.connect(self.admin)
-        c.autocommit = True
-        return c
+        try:
+            c.autocommit = True
+            c.cursor().execute(sql)
+        finally:
+            c.close()
 
     def config_lines(self):
         kv = dict(part.split("=", 1) for part in self.admin.split())
@@ -95,8 +98,7 @@ class PostgresDb:
         return "identity_id || ',' || provider_id" if table == "provider_users" else "id"
 
     def drop(self):
-        with self._admin() as c:
-            c.cursor().execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        self._admin_execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
 class Installation:
@@ -133,7 +135,8 @@ class Installation:
         try:
             cur = c.cursor()
             cur.execute(sql.replace("?", self.db.param), params)
-            return cur.fetchall()
+            # psycopg2 gives bytea as memoryview, whose repr is an address: compare bytes.
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in cur.fetchall()]
         finally:
             c.close()
 
@@ -172,20 +175,29 @@ class Installation:
         return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)))
 
     # --- building a populated installation --------------------------------------------------
-    def seed(self, values_per_column=5, empty_every=0, root_key=None, db_key=None):
-        """Schema + root key file + dbkey row + sealed values, all written by the oracle."""
-        root_key = root_key or os.urandom(32)
+    def seed(self, values_per_column=5, empty_every=0, root_key=None, db_key=None, wrap=None):
+        """Schema + root key file + dbkey row + sealed values, all written by the oracle.
+
+        wrap(db_key) -> (encrypted, algorithm, root_key_id) wraps the db key some other way
+        (a remote provider, a Kubernetes secret) instead of with a root key file."""
         db_key = db_key or os.urandom(32)
-        self.root_key, self.db_key = root_key, db_key
-        fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, root_key)
-        os.close(fd)
+        self.db_key = db_key
+        if wrap is None:
+            root_key = root_key or os.urandom(32)
+            self.root_key = root_key
+            fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, root_key)
+            os.close(fd)
+            wrapped, algorithm, root_key_id = (infra.seal(root_key, db_key, infra.EMPTY_KEY_ID, "").encode(), "aesgcm",
+                                               self.key_path)
+        else:
+            wrapped, algorithm, root_key_id = wrap(db_key)
         self.db.create_schema()
-        wrapped = infra.seal(root_key, db_key, infra.EMPTY_KEY_ID, "").encode()
         self.execute("INSERT INTO encryption_keys (id, created_at, updated_at, key_id, name, encrypted, algorithm, "
-                     "root_key_id) VALUES (?, ?, ?, ?, 'dbkey', ?, 'aesgcm', ?)",
+                     "root_key_id) VALUES (?, ?, ?, ?, 'dbkey', ?, ?, ?)",
                      (random.randint(1, 2**62), "2022-06-09 14:03:11.123456789+00:00",
-                      "2022-06-09 14:03:11.123456789+00:00", random.randint(1, 2**31 - 1), wrapped, self.key_path))
+                      "2022-06-09 14:03:11.123456789+00:00", random.randint(1, 2**31 - 1), wrapped, algorithm,
+                      root_key_id))
         self.add_values(values_per_column, empty_every)
 
     def add_values(self, values_per_column, empty_every=0, start=1):
@@ -231,11 +243,13 @@ class Installation:
                 out[(table, column, str(name))] = value if isinstance(value, str) else bytes(value).decode()
         return out
 
-    def decrypt_all(self, root_key=None):
-        """Opens every value the way the Infra server would; returns {(table, column, row): plaintext}."""
-        root_key = root_key or read_file(self.key_path)
+    def decrypt_all(self, root_key=None, db_key=None):
+        """Opens every value the way the Infra server would; returns {(table, column, row): plaintext}.
+        db_key: the db key as a remote provider unwrapped it, instead of unwrapping with a root key."""
         row = self.db_key_row()
-        db_key = infra.unseal(root_key, row["encrypted"].decode(), infra.EMPTY_KEY_ID)
+        if db_key is None:
+            root_key = root_key or read_file(self.key_path)
+            db_key = infra.unseal(root_key, row["encrypted"].decode(), infra.EMPTY_KEY_ID)
         kid = infra.key_id_of(row["encrypted"])
         return {k: infra.unseal(db_key, v, kid) for k, v in self.stored_values().items()}
 
