@@ -9,7 +9,7 @@
 #include <random>
 #include <thread>
 
-#include <curl/curl.h>
+#include "net/libcurl.h"
 
 #include "util/error.h"
 
@@ -20,7 +20,7 @@ constexpr size_t max_response_bytes = 16 * 1024 * 1024;
 
 void init_curl_once() {
     static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    std::call_once(once, [] { libcurl().curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
@@ -56,9 +56,9 @@ size_t collect_header(char* data, size_t size, size_t count, void* user) {
 }
 
 struct CurlDeleter {
-    void operator()(CURL* c) const { curl_easy_cleanup(c); }
-    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-    void operator()(CURLU* u) const { curl_url_cleanup(u); }
+    void operator()(CURL* c) const { libcurl().curl_easy_cleanup(c); }
+    void operator()(curl_slist* l) const { libcurl().curl_slist_free_all(l); }
+    void operator()(CURLU* u) const { libcurl().curl_url_cleanup(u); }
 };
 
 long retry_base_ms(const ClientOptions& options) {
@@ -115,24 +115,24 @@ long retry_after_ms(const Response& response, long cap) {
 
 void set_blob(CURL* curl, CURLoption option, const void* data, size_t size) {
     curl_blob blob{const_cast<void*>(data), size, CURL_BLOB_COPY};
-    curl_easy_setopt(curl, option, &blob);
+    libcurl().curl_easy_setopt(curl, option, &blob);
 }
 
 void apply_tls(CURL* curl, const TlsOptions& tls) {
     // Verification is always on; there is deliberately no option to turn it off.
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!tls.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file.c_str());
+    libcurl().curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    libcurl().curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!tls.ca_file.empty()) libcurl().curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file.c_str());
     if (!tls.ca_pem.empty()) set_blob(curl, CURLOPT_CAINFO_BLOB, tls.ca_pem.data(), tls.ca_pem.size());
-    if (!tls.client_cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.client_cert_file.c_str());
-    if (!tls.client_key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.client_key_file.c_str());
+    if (!tls.client_cert_file.empty()) libcurl().curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.client_cert_file.c_str());
+    if (!tls.client_key_file.empty()) libcurl().curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.client_key_file.c_str());
     if (!tls.client_cert_pem.empty()) {
         set_blob(curl, CURLOPT_SSLCERT_BLOB, tls.client_cert_pem.data(), tls.client_cert_pem.size());
-        curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+        libcurl().curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
     }
     if (!tls.client_key_pem.empty()) {
         set_blob(curl, CURLOPT_SSLKEY_BLOB, tls.client_key_pem.data(), tls.client_key_pem.size());
-        curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+        libcurl().curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
     }
 }
 
@@ -143,46 +143,46 @@ struct Attempt {
 };
 
 Attempt attempt_once(const ClientOptions& options, const Request& request) {
-    std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+    std::unique_ptr<CURL, CurlDeleter> curl(libcurl().curl_easy_init());
     if (!curl) fail(ExitCode::internal, "{}: cannot initialise libcurl", options.provider);
     CURL* c = curl.get();
     Attempt out;
     char error_buffer[CURL_ERROR_SIZE] = {0};
 
-    curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect would carry our credentials elsewhere
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, options.connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, options.total_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_buffer);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-    if (request.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    libcurl().curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
+    libcurl().curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    libcurl().curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    libcurl().curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect would carry our credentials elsewhere
+    libcurl().curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, options.connect_timeout_ms);
+    libcurl().curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, options.total_timeout_ms);
+    libcurl().curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_buffer);
+    libcurl().curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    if (request.method == "HEAD") libcurl().curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+        libcurl().curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
+        libcurl().curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     }
     apply_tls(c, options.tls);
 
     curl_slist* list = nullptr;
-    for (const auto& [name, value] : request.headers) list = curl_slist_append(list, (name + ": " + value).c_str());
+    for (const auto& [name, value] : request.headers) list = libcurl().curl_slist_append(list, (name + ": " + value).c_str());
     // curl adds "Expect: 100-continue" to larger bodies and "Accept: */*"; neither is wanted.
-    list = curl_slist_append(list, "Expect:");
+    list = libcurl().curl_slist_append(list, "Expect:");
     std::unique_ptr<curl_slist, CurlDeleter> header_list(list);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    libcurl().curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
 
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.response.body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.response.headers);
+    libcurl().curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    libcurl().curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.response.body);
+    libcurl().curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
+    libcurl().curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.response.headers);
 
-    out.code = curl_easy_perform(c);
+    out.code = libcurl().curl_easy_perform(c);
     if (out.code != CURLE_OK) {
-        out.error = error_buffer[0] ? std::string(error_buffer) : curl_easy_strerror(out.code);
+        out.error = error_buffer[0] ? std::string(error_buffer) : libcurl().curl_easy_strerror(out.code);
         if (out.code == CURLE_WRITE_ERROR) out.error = "response larger than 16 MiB";
         return out;
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.response.status);
+    libcurl().curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.response.status);
     return out;
 }
 
@@ -221,28 +221,28 @@ Response Client::send(const Request& request) const {
 }
 
 std::string endpoint_of(const std::string& url) {
-    std::unique_ptr<CURLU, CurlDeleter> u(curl_url());
-    if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return "(malformed URL)";
-    curl_url_set(u.get(), CURLUPART_QUERY, nullptr, 0);
-    curl_url_set(u.get(), CURLUPART_FRAGMENT, nullptr, 0);
-    curl_url_set(u.get(), CURLUPART_USER, nullptr, 0);
-    curl_url_set(u.get(), CURLUPART_PASSWORD, nullptr, 0);
+    std::unique_ptr<CURLU, CurlDeleter> u(libcurl().curl_url());
+    if (libcurl().curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return "(malformed URL)";
+    libcurl().curl_url_set(u.get(), CURLUPART_QUERY, nullptr, 0);
+    libcurl().curl_url_set(u.get(), CURLUPART_FRAGMENT, nullptr, 0);
+    libcurl().curl_url_set(u.get(), CURLUPART_USER, nullptr, 0);
+    libcurl().curl_url_set(u.get(), CURLUPART_PASSWORD, nullptr, 0);
     char* text = nullptr;
-    if (curl_url_get(u.get(), CURLUPART_URL, &text, 0) != CURLUE_OK) return "(malformed URL)";
+    if (libcurl().curl_url_get(u.get(), CURLUPART_URL, &text, 0) != CURLUE_OK) return "(malformed URL)";
     std::string out(text);
-    curl_free(text);
+    libcurl().curl_free(text);
     return out;
 }
 
 namespace {
 std::string url_part(const std::string& url, CURLUPart part, const std::string& fallback) {
-    std::unique_ptr<CURLU, CurlDeleter> u(curl_url());
-    if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+    std::unique_ptr<CURLU, CurlDeleter> u(libcurl().curl_url());
+    if (libcurl().curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
         fail(ExitCode::usage, "malformed URL {}", endpoint_of(url));
     char* text = nullptr;
-    if (curl_url_get(u.get(), part, &text, 0) != CURLUE_OK) return fallback;
+    if (libcurl().curl_url_get(u.get(), part, &text, 0) != CURLUE_OK) return fallback;
     std::string out(text);
-    curl_free(text);
+    libcurl().curl_free(text);
     return out;
 }
 }  // namespace

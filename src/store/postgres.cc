@@ -7,7 +7,7 @@
 
 #include <botan/mem_ops.h>
 #include <fmt/format.h>
-#include <libpq-fe.h>
+#include "store/libpq.h"
 
 #include "config/config.h"
 #include "store/sql_shape.h"
@@ -90,16 +90,16 @@ std::string target_of(const ConnectionParams& params) {
 // A conninfo string or URI as keyword/value pairs, without connecting.
 ConnectionParams parse_conninfo(const std::string& conninfo, std::string_view what) {
     char* error = nullptr;
-    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+    PQconninfoOption* options = libpq().PQconninfoParse(conninfo.c_str(), &error);
     if (!options) {
         std::string message = error ? scrubbed(error, "") : "out of memory";
-        PQfreemem(error);
+        libpq().PQfreemem(error);
         throw Error(ExitCode::usage, fmt::format("{} is not a valid PostgreSQL connection string: {}", what, message));
     }
     ConnectionParams params;
     for (auto* o = options; o->keyword; ++o)
         if (o->val) params.emplace_back(o->keyword, o->val);
-    PQconninfoFree(options);
+    libpq().PQconninfoFree(options);
     return params;
 }
 
@@ -119,13 +119,13 @@ public:
     explicit Result(PGresult* r) : r_(r) {}
     Result(Result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
     Result(const Result&) = delete;
-    ~Result() { PQclear(r_); }
+    ~Result() { libpq().PQclear(r_); }
 
-    int rows() const { return PQntuples(r_); }
-    bool null(int row, int col) const { return PQgetisnull(r_, row, col); }
+    int rows() const { return libpq().PQntuples(r_); }
+    bool null(int row, int col) const { return libpq().PQgetisnull(r_, row, col); }
     // Results are in binary format: text and bytea come back as their raw bytes.
     std::string_view view(int row, int col) const {
-        return {PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col))};
+        return {libpq().PQgetvalue(r_, row, col), static_cast<size_t>(libpq().PQgetlength(r_, row, col))};
     }
     std::string text(int row, int col) const { return std::string(view(row, col)); }
     int64_t number(int row, int col) const {
@@ -152,24 +152,24 @@ public:
         }
         keys.push_back(nullptr);
         values.push_back(nullptr);
-        conn_ = PQconnectdbParams(keys.data(), values.data(), expand_dbname ? 1 : 0);
+        conn_ = libpq().PQconnectdbParams(keys.data(), values.data(), expand_dbname ? 1 : 0);
         if (!conn_) fail(ExitCode::database, "cannot connect to postgres {}: out of memory", target_);
-        if (PQstatus(conn_) != CONNECTION_OK) {
-            std::string message = scrub(PQerrorMessage(conn_));
-            PQfinish(conn_);
+        if (libpq().PQstatus(conn_) != CONNECTION_OK) {
+            std::string message = scrub(libpq().PQerrorMessage(conn_));
+            libpq().PQfinish(conn_);
             fail(ExitCode::database, "cannot connect to postgres {}: {}", target_, message);
         }
-        const char* host = PQhost(conn_);
-        target_ = fmt::format("{}:{}/{}", host && *host ? host : "localhost", PQport(conn_), PQdb(conn_));
+        const char* host = libpq().PQhost(conn_);
+        target_ = fmt::format("{}:{}/{}", host && *host ? host : "localhost", libpq().PQport(conn_), libpq().PQdb(conn_));
     }
     Connection(const Connection&) = delete;
     ~Connection() {
-        PQfinish(conn_);
+        libpq().PQfinish(conn_);
         Botan::secure_scrub_memory(password_.data(), password_.size());
     }
 
     const std::string& target() const { return target_; }
-    PGTransactionStatusType transaction_status() const { return PQtransactionStatus(conn_); }
+    PGTransactionStatusType transaction_status() const { return libpq().PQtransactionStatus(conn_); }
     bool in_transaction() const { return transaction_status() != PQTRANS_IDLE; }
 
     Result exec(std::string_view what, const std::string& sql, const std::vector<Param>& params = {}) {
@@ -181,7 +181,7 @@ public:
             formats.push_back(p.binary ? 1 : 0);
         }
         bool was_in_transaction = in_transaction();
-        Result r(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
+        Result r(libpq().PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
                               lengths.data(), formats.data(), /*binary results*/ 1));
         check(what, r, was_in_transaction);
         return r;
@@ -190,16 +190,16 @@ public:
     // Several statements in one round trip (DDL); no parameters.
     void exec_script(std::string_view what, const std::string& sql) {
         bool was_in_transaction = in_transaction();
-        Result r(PQexec(conn_, sql.c_str()));
+        Result r(libpq().PQexec(conn_, sql.c_str()));
         check(what, r, was_in_transaction);
     }
 
     // Best effort, for destructors and error paths: never throws.
     void rollback_quietly() noexcept {
-        if (PQstatus(conn_) == CONNECTION_OK && in_transaction()) PQclear(PQexec(conn_, "ROLLBACK"));
+        if (libpq().PQstatus(conn_) == CONNECTION_OK && in_transaction()) libpq().PQclear(libpq().PQexec(conn_, "ROLLBACK"));
     }
     void exec_quietly(const char* sql) noexcept {
-        if (PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, sql));
+        if (libpq().PQstatus(conn_) == CONNECTION_OK) libpq().PQclear(libpq().PQexec(conn_, sql));
     }
 
     [[noreturn]] void refuse(std::string message, std::string hint = {}) {
@@ -211,14 +211,14 @@ private:
     std::string scrub(const char* message) const { return scrubbed(message ? message : "", password_); }
 
     void check(std::string_view what, const Result& r, bool was_in_transaction) {
-        auto status = PQresultStatus(r.get());
+        auto status = libpq().PQresultStatus(r.get());
         if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
-        std::string message = scrub(r.get() ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_));
-        if (message.empty()) message = scrub(PQerrorMessage(conn_));
-        if (PQstatus(conn_) == CONNECTION_BAD)
+        std::string message = scrub(r.get() ? libpq().PQresultErrorMessage(r.get()) : libpq().PQerrorMessage(conn_));
+        if (message.empty()) message = scrub(libpq().PQerrorMessage(conn_));
+        if (libpq().PQstatus(conn_) == CONNECTION_BAD)
             fail(ExitCode::database, "postgres {}: lost the connection while {}{}: {}", target_, what,
                  was_in_transaction ? "; nothing was committed" : "", message);
-        const char* state = r.get() ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+        const char* state = r.get() ? libpq().PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
         if (state && std::string_view(state) == "55P03")  // lock_not_available: lock_timeout expired
             refuse(fmt::format("postgres {}: {}: a lock is held by another session; is the Infra server or "
                                "another infra-keys writing?", target_, what));
@@ -355,7 +355,7 @@ public:
                                  "root_key_id = $3::text, updated_at = $4::timestamptz WHERE id = $5::bigint",
                                  {Param::bytes(as_text(row.encrypted)), Param::text(row.algorithm),
                                   Param::text(row.root_key_id), timestamp(row.updated_at), Param::number(row.id)});
-        if (std::string_view(PQcmdTuples(r.get())) != "1")
+        if (std::string_view(libpq().PQcmdTuples(r.get())) != "1")
             fail(ExitCode::database, "postgres {}: encryption_keys row {} not found", db_.target(), row.id);
     }
 
@@ -367,7 +367,7 @@ public:
             fail(ExitCode::database, "postgres {}: the transaction was aborted; nothing was committed", db_.target());
         auto r = conn.exec("committing", "COMMIT");
         // COMMIT of a transaction the server already aborted reports ROLLBACK, not an error.
-        if (std::string_view(PQcmdStatus(r.get())) != "COMMIT")
+        if (std::string_view(libpq().PQcmdStatus(r.get())) != "COMMIT")
             fail(ExitCode::database, "postgres {}: the transaction was rolled back; nothing was committed",
                  db_.target());
         done_ = true;
@@ -431,9 +431,9 @@ uint64_t PgTransaction::rewrite_values(const EncryptedColumn& column, const Valu
             for (auto& a : key_arrays) params.push_back(Param::text(a + "}"));
             params.push_back(Param::text(values + "}"));
             auto r = db_.conn().exec(what, update, params);
-            if (std::string_view(PQcmdTuples(r.get())) != std::to_string(replaced))
+            if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(replaced))
                 fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
-                     PQcmdTuples(r.get()), replaced);
+                     libpq().PQcmdTuples(r.get()), replaced);
             rewritten += replaced;
         }
         if (page.rows() < rewrite_page_rows) return rewritten;

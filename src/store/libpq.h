@@ -1,0 +1,23 @@
+// libpq, opened on the first PostgreSQL connection (util/shared_library.h says why).
+#pragma once
+
+#include <libpq-fe.h>
+
+namespace ik::store {
+
+#define IK_LIBPQ_FUNCTIONS(X)                                                                             \
+    X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)   \
+    X(PQdb) X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQfinish) X(PQfreemem) X(PQgetisnull)           \
+    X(PQgetlength) X(PQgetvalue) X(PQhost) X(PQntuples) X(PQport) X(PQresultErrorField)                   \
+    X(PQresultErrorMessage) X(PQresultStatus) X(PQstatus) X(PQtransactionStatus)
+
+struct Libpq {
+#define IK_LIBPQ_MEMBER(name) decltype(&::name) name = nullptr;
+    IK_LIBPQ_FUNCTIONS(IK_LIBPQ_MEMBER)
+#undef IK_LIBPQ_MEMBER
+};
+
+// Loads libpq.so.5 on first use; throws ik::Error(database) naming the package when it is missing.
+const Libpq& libpq();
+
+}  // namespace ik::store
