@@ -17,11 +17,11 @@ _infra_keys() {
     case "$cmd" in
         "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return;;
         init) opts="--dry-run";;
-        verify) opts="--level --json --backup";;
+        verify) opts="--level --json --jobs";;
         status) opts="";;
         rotate-root) opts="--dry-run --resume --retire-old --server-stopped --to-key-id";;
         rewrap) opts="--from-key --from-config --dry-run --server-stopped";;
-        backup) opts="--output --force --passphrase-file --passphrase-fd --allow-weak-passphrase --check";;
+        backup) opts="--output --force --passphrase-file --passphrase-fd --allow-weak-passphrase --check --kdf-memory --kdf-iterations";;
         restore) opts="--dry-run --force --with-db-key --passphrase-file --passphrase-fd --server-stopped";;
     esac
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); else _filedir; fi

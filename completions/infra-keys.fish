@@ -17,7 +17,10 @@ complete -c infra-keys -l version -d 'print the version'
 complete -c infra-keys -n "__fish_seen_subcommand_from init rotate-root rewrap restore" -s n -l dry-run -d 'print the plan only'
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s l -l level -x -a 'config keys full'
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -l json -d 'JSON report'
-complete -c infra-keys -n "__fish_seen_subcommand_from verify backup" -l backup -r -F
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l check -r -F -d "prove a backup opens the live db key"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l kdf-memory -x -d "Argon2id MiB"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l kdf-iterations -x -d "Argon2id passes"
+complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s j -l jobs -x -d "decrypting threads"
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l resume -d 'complete an interrupted rotation'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l retire-old -d 'delete retained keys after full verification'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l to-key-id -x -d 'new KMS key id'
@@ -29,3 +32,4 @@ complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passph
 complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passphrase-fd -x
 complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l force -d 'overwrite / replace'
 complete -c infra-keys -n "__fish_seen_subcommand_from restore" -l with-db-key -d 'also restore the dbkey row'
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l allow-weak-passphrase -d 'accept a passphrase under 12 characters'
