@@ -1,6 +1,8 @@
 // libcurl, opened on the first HTTP request (util/shared_library.h says why).
 #pragma once
 
+#include "util/shared_library.h"
+
 // The type-checking macros of curl.h would shadow the members below.
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
@@ -13,9 +15,7 @@ namespace ik::net {
     X(curl_url) X(curl_url_cleanup) X(curl_url_get) X(curl_url_set)
 
 struct Libcurl {
-#define IK_LIBCURL_MEMBER(name) decltype(&::name) name = nullptr;
-    IK_LIBCURL_FUNCTIONS(IK_LIBCURL_MEMBER)
-#undef IK_LIBCURL_MEMBER
+    IK_LIBCURL_FUNCTIONS(IK_FUNCTION_POINTER)
 };
 
 // Loads libcurl.so.4 on first use; throws ik::Error(provider) naming the package when it is missing.

@@ -1,6 +1,8 @@
 // libpq, opened on the first PostgreSQL connection (util/shared_library.h says why).
 #pragma once
 
+#include "util/shared_library.h"
+
 #include <libpq-fe.h>
 
 namespace ik::store {
@@ -12,9 +14,7 @@ namespace ik::store {
     X(PQresultErrorMessage) X(PQresultStatus) X(PQstatus) X(PQtransactionStatus)
 
 struct Libpq {
-#define IK_LIBPQ_MEMBER(name) decltype(&::name) name = nullptr;
-    IK_LIBPQ_FUNCTIONS(IK_LIBPQ_MEMBER)
-#undef IK_LIBPQ_MEMBER
+    IK_LIBPQ_FUNCTIONS(IK_FUNCTION_POINTER)
 };
 
 // Loads libpq.so.5 on first use; throws ik::Error(database) naming the package when it is missing.

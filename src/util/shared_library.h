@@ -37,3 +37,9 @@ private:
 };
 
 }  // namespace ik
+
+// A library's functions are listed once, as an X-macro LIST(X) of their names; then
+//   struct Table { LIST(IK_FUNCTION_POINTER) };        one typed pointer per function, and
+//   LIST(IK_BIND_FUNCTION)                             with `library` and `table` in scope, binds them.
+#define IK_FUNCTION_POINTER(name) decltype(&::name) name = nullptr;
+#define IK_BIND_FUNCTION(name) library.bind(table.name, #name);
