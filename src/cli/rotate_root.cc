@@ -1,4 +1,7 @@
 // `infra-keys rotate-root`: a new root key for the same db key; `--resume`, `--retire-old`.
+#include <optional>
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
@@ -11,6 +14,7 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
     auto* sub = app.add_subcommand("rotate-root", "Replace the root key, re-wrapping the db key; the old key is retained");
     struct Flags {
         bool dry_run = false, resume = false, retire_old = false, server_stopped = false;
+        std::optional<std::string> to_key_id;
     };
     auto flags = std::make_shared<Flags>();
     sub->add_flag("-n,--dry-run", flags->dry_run, "print the plan and touch nothing");
@@ -20,12 +24,15 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
         ->excludes(resume);
     sub->add_flag("--server-stopped", flags->server_stopped,
                   "assert the Infra server is stopped (skips detecting it)");
+    sub->add_option("--to-key-id", flags->to_key_id,
+                    "awskms: re-encrypt under this KMS key (id, ARN or alias/NAME) instead of the configured one")
+        ->excludes(resume);
 
     return {sub, [&global, flags] {
         ops::Installation inst = ops::open(global.target);
         ops::RotateResult result = flags->retire_old
                                        ? ops::retire_old_keys(inst, flags->dry_run)
-                                       : ops::rotate_root(inst, {flags->dry_run, flags->resume, flags->server_stopped});
+                                       : ops::rotate_root(inst, {flags->dry_run, flags->resume, flags->server_stopped, flags->to_key_id});
         for (const auto& line : result.lines) out::result("{}{}", flags->dry_run && !flags->retire_old ? "would " : "", line);
         if (result.nothing_to_do || flags->retire_old) return 0;
         if (flags->dry_run) {
@@ -33,8 +40,9 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
             return 0;
         }
         out::result("rotate-root: done. The db key itself did not change, so encrypted values keep their plaintext; "
-                    "start the Infra server again. Retire the previous key with `infra-keys rotate-root --retire-old` "
-                    "once it runs.");
+                    "start the Infra server again.{}",
+                    result.kept_old_key ? " Retire the previous key with `infra-keys rotate-root --retire-old` once it runs."
+                                        : "");
         return 0;
     }};
 }

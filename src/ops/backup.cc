@@ -11,6 +11,7 @@
 
 #include "ops/db_key.h"
 #include "ops/guard.h"
+#include "ops/key_slots.h"
 #include "providers/native.h"
 #include "util/error.h"
 #include "util/failpoint.h"
@@ -78,15 +79,6 @@ void prove_matches_live(Installation& inst, std::string_view bytes, const Secret
             fail(ExitCode::backup, "the backup written differs from encryption_keys row {}", live[i].id);
     if (unwrap_with_backup(inst, contents, key.row.encrypted) != key.plaintext)
         fail(ExitCode::backup, "the backup written does not open the live db key");
-}
-
-std::string stamp() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return buf;
 }
 
 }  // namespace
@@ -220,12 +212,12 @@ Report restore(Installation& inst, const std::string& path, const SecretBytes& p
             install_key = true;
         }
         if (install_key && current) {
-            auto files = key_files(inst);
-            if (!files) fail(ExitCode::usage, "--force can keep the replaced root key only for key files");
-            std::string kept = files->key + ".replaced-" + stamp();
-            report.lines.push_back(fmt::format("{}keep the replaced root key as {}", verb, kept));
+            auto slots = key_slots(inst);
+            if (!slots) fail(ExitCode::internal, "no key slots for the native root key {}", native->describe());
+            std::string kept = slots->key() + ".replaced-" + utc_stamp();
+            report.lines.push_back(fmt::format("{}keep the replaced root key as {}", verb, slots->describe(kept)));
             if (!options.dry_run) {
-                files::write_new(kept, *current, 0600);
+                slots->create(kept, *current);
                 failpoint("restore-after-keep-replaced");
             }
         }

@@ -24,6 +24,14 @@ OpenDbKey open_db_key(providers::RootKeyProvider& provider, const store::KeyRow&
     return key;
 }
 
+Error root_key_missing(const providers::RootKeyProvider& provider) {
+    if (provider.kind() == "native")
+        return Error(ExitCode::provider, fmt::format("root key not found: {}", provider.describe()),
+                     "restore it with `infra-keys restore BACKUP`, or run `infra-keys init` for a new installation");
+    return Error(ExitCode::provider, fmt::format("root key not found or not enabled: {}", provider.describe()),
+                 "create or enable the key in the provider, or point dbEncryptionKey at the right one");
+}
+
 OpenDbKey open_db_key(Installation& inst) {
     return open_db_key(*inst.provider, require_db_key_row(inst.store()));
 }

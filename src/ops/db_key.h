@@ -7,6 +7,7 @@
 #include "crypto/seal.h"
 #include "ops/installation.h"
 #include "store/key_store.h"
+#include "util/error.h"
 
 namespace ik::ops {
 
@@ -24,5 +25,9 @@ store::KeyRow require_db_key_row(store::KeyStore& store);
 // Unwraps the row with the configured provider (errors: wrong_key, provider).
 OpenDbKey open_db_key(Installation& inst);
 OpenDbKey open_db_key(providers::RootKeyProvider& provider, const store::KeyRow& row);
+
+// ik::Error(provider) for a configured root key that is not there (or, remote, not enabled),
+// with the fix that applies: a native key comes back from a backup, a remote one from its owner.
+Error root_key_missing(const providers::RootKeyProvider& provider);
 
 }  // namespace ik::ops

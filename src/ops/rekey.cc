@@ -29,14 +29,29 @@ uint64_t rekey_column(store::Transaction& tx, const store::EncryptedColumn& colu
 
 }  // namespace
 
-RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
-                          const Unwrapper& unwrap_next, const std::string& failpoint_prefix) {
-    std::vector<store::EncryptedColumn> columns = store.encrypted_columns();
-    auto tx = store.begin_exclusive();
-    auto row = tx->live_key(db_key_name);
-    if (!row || row->id != current.row.id || row->encrypted != current.row.encrypted)
+KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected) {
+    KeyChange change{store.encrypted_columns(), store.begin_exclusive()};
+    auto row = change.tx->live_key(db_key_name);
+    if (!row || row->id != expected.id || row->encrypted != expected.encrypted)
         fail(ExitCode::refused, "the dbkey row in {} changed while infra-keys worked; nothing written, run the command again",
              store.describe());
+    return change;
+}
+
+RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
+                          const Unwrapper& unwrap_next, const std::string& failpoint_prefix) {
+    KeyChange change = begin_key_change(store, current.row);
+    return commit_rewrap(change, store, current, next, unwrap_next, failpoint_prefix);
+}
+
+RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
+                          const Unwrapper& unwrap_next, const std::string& failpoint_prefix) {
+    store::Transaction* tx = change.tx.get();
+    auto row = tx->live_key(db_key_name);
+    // begin_key_change checked the row under the lock, which keeps it so: only a caller's mix-up
+    // of rows gets here.
+    if (!row || row->id != current.row.id || row->encrypted != current.row.encrypted)
+        fail(ExitCode::internal, "the dbkey row in {} is not the one this key change began with", store.describe());
 
     store::KeyRow updated = *row;
     updated.encrypted = next.wrapped;
@@ -48,7 +63,7 @@ RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, cons
     RekeyCounts counts;
     seal::KeyId new_id = seal::key_id_of(next.wrapped);
     if (new_id != current.key_id)
-        for (const auto& column : columns)
+        for (const auto& column : change.columns)
             counts.values += rekey_column(*tx, column, current.plaintext, current.key_id, new_id);
 
     // Proof before commit: the row as now stored opens with the new root key to the same db key.

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "ops/db_key.h"
 #include "store/key_store.h"
@@ -22,11 +24,25 @@ struct RekeyCounts {
 // How the new wrapping is proven before commit: unwrap it with the new root key.
 using Unwrapper = std::function<SecretBytes(ByteView wrapped)>;
 
-// In one exclusive transaction: checks the dbkey row is still the one `current` was read from,
-// writes `next` into it, rewrites the key id of every encrypted value from key_id_of(old) to
-// key_id_of(new) (spec §6: the server checks it), proves each value still opens and that
-// `unwrap_next` opens the new row, then commits. Anything wrong rolls everything back.
-// `failpoint_prefix` names the fault-injection points "<prefix>-before-commit"/"-after-commit".
+// The exclusive transaction of one key change, with the encrypted columns read just before it.
+struct KeyChange {
+    std::vector<store::EncryptedColumn> columns;
+    std::unique_ptr<store::Transaction> tx;
+};
+
+// Begins a key change: takes the exclusive lock (ik::Error(refused) at once if another infra-keys
+// holds it) and checks under it that the dbkey row is still `expected`, the row the caller
+// unwrapped (ik::Error(refused) otherwise). A rotation begins it before it writes any key, so a
+// second rotation on the same database stops before touching anything, whatever holds its keys.
+KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected);
+
+// In the key change's transaction: writes `next` into the dbkey row, rewrites the key id of every
+// encrypted value from key_id_of(old) to key_id_of(new) (spec §6: the server checks it), proves
+// each value still opens and that `unwrap_next` opens the new row, then commits. Anything wrong
+// rolls everything back. `failpoint_prefix` names the points "<prefix>-before-commit"/"-after-commit".
+RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
+                          const Unwrapper& unwrap_next, const std::string& failpoint_prefix);
+// The same in a key change of its own, for callers that write nothing before it.
 RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
                           const Unwrapper& unwrap_next, const std::string& failpoint_prefix);
 

@@ -4,6 +4,7 @@
 
 #include "ops/db_key.h"
 #include "ops/guard.h"
+#include "ops/key_slots.h"
 #include "ops/rekey.h"
 #include "providers/native.h"
 #include "util/error.h"
@@ -19,51 +20,51 @@ struct Candidate {
     std::unique_ptr<Installation> owner;  // keeps --from-config's storages alive
 };
 
-std::vector<Candidate> candidates(const Installation& inst, const RewrapOptions& options) {
+std::vector<Candidate> candidates(Installation& inst, const RewrapOptions& options) {
     std::vector<Candidate> out;
     if (options.from_key) out.push_back({"--from-key " + *options.from_key, providers::make_native_file(*options.from_key), {}});
     if (options.from_config) {
-        auto other = std::make_unique<Installation>(open(Target{options.from_config, inst.db_url, std::nullopt}));
+        auto other = std::make_unique<Installation>(open(Target{options.from_config, inst.db_url, inst.env("KUBECONFIG")}));
         std::string name = "--from-config " + *options.from_config + " (" + other->provider->describe() + ")";
         auto provider = std::move(other->provider);
         out.push_back({name, std::move(provider), std::move(other)});
     }
-    if (auto files = key_files(inst))
-        for (const auto& retained : files->retained())
-            out.push_back({"retained key " + retained, providers::make_native_file(retained), {}});
+    if (auto slots = key_slots(inst))
+        for (const auto& retained : slots->retained())
+            out.push_back({"retained key " + slots->describe(retained), slots->provider(retained), {}});
     return out;
 }
 
-// The first candidate that opens the row; wrong keys are skipped, unreachable ones are errors.
-std::optional<std::pair<std::string, OpenDbKey>> find_opener(std::vector<Candidate>& list, const store::KeyRow& row) {
-    for (auto& candidate : list) {
-        try {
-            return std::make_pair(candidate.name, open_db_key(*candidate.provider, row));
-        } catch (const Error& e) {
-            if (e.code() != ExitCode::wrong_key) throw;
-        }
+// Whether `provider` opens the row. During a migration the row may be another provider's
+// wrapping, which a native key cannot even parse (database) and a remote one rejects (wrong_key):
+// both mean "not this key". Unreachable providers are errors.
+std::optional<OpenDbKey> try_open(providers::RootKeyProvider& provider, const store::KeyRow& row) {
+    try {
+        return open_db_key(provider, row);
+    } catch (const Error& e) {
+        if (e.code() != ExitCode::wrong_key && e.code() != ExitCode::database) throw;
+        return std::nullopt;
     }
+}
+
+// The first candidate that opens the row.
+std::optional<std::pair<std::string, OpenDbKey>> find_opener(std::vector<Candidate>& list, const store::KeyRow& row) {
+    for (auto& candidate : list)
+        if (auto key = try_open(*candidate.provider, row)) return std::make_pair(candidate.name, std::move(*key));
     return std::nullopt;
 }
 
 bool configured_opens(Installation& inst, const store::KeyRow& row) {
-    if (!inst.provider->root_key_exists()) return false;
-    try {
-        open_db_key(*inst.provider, row);
-        return true;
-    } catch (const Error& e) {
-        if (e.code() == ExitCode::wrong_key) return false;
-        throw;
-    }
+    return inst.provider->root_key_exists() && try_open(*inst.provider, row).has_value();
 }
 
 }  // namespace
 
 RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     refuse_if_rotation_interrupted(inst);
-    auto files = key_files(inst);
     std::optional<LockFile> lock;
-    if (files) lock.emplace(files->lock());
+    if (auto slots = key_slots(inst))
+        if (auto dir = slots->lock_directory()) lock.emplace(*dir);
 
     RewrapResult result;
     store::KeyRow row = require_db_key_row(inst.store());
@@ -76,6 +77,10 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     auto list = candidates(inst, options);
     auto found = find_opener(list, row);
     if (!found) {
+        // A remote root key we cannot use (KMS: missing or disabled) is the provider's trouble,
+        // not a wrong key: say so rather than ask for another key.
+        if (inst.provider->kind() != "native" && !inst.provider->root_key_exists())
+            throw root_key_missing(*inst.provider);
         std::string tried = "the configured key";
         for (const auto& c : list) tried += ", " + c.name;
         throw Error(ExitCode::wrong_key, fmt::format("no key opens dbkey row {}; tried {}", row.id, tried),
@@ -93,13 +98,14 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
         return result;
     }
     require_server_stopped(inst, options.server_stopped);
+    KeyChange change = begin_key_change(inst.store(), row);  // before a root key is created
     if (create_root_key) {
         inst.provider->create_root_key();
         result.lines.push_back(fmt::format("created root key: {}", inst.provider->describe()));
         failpoint("rewrap-after-create-root-key");
     }
     NewWrapping next{inst.provider->wrap(current.plaintext), inst.provider->algorithm(), inst.provider->root_key_id()};
-    RekeyCounts counts = commit_rewrap(inst.store(), current, next,
+    RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                        [&](ByteView w) { return inst.provider->unwrap(w); }, "rewrap");
     result.lines.push_back(fmt::format("dbkey row {} re-wrapped under {}; {} encrypted values re-keyed", row.id,
                                        inst.provider->describe(), counts.values));

@@ -1,7 +1,10 @@
 // `rotate-root`: a new root key for the same db key, ordered so a crash at any instant leaves a
-// key that unwraps the dbkey row, and `--resume` can always finish the job.
+// key that unwraps the dbkey row, and `--resume` can always finish the job. Native keys (files
+// or Kubernetes) get a new key in a slot beside the old; Vault a new transit key version; AWS
+// KMS a ReEncrypt under the same or another KMS key.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,11 +16,13 @@ struct RotateOptions {
     bool dry_run = false;
     bool resume = false;
     bool server_stopped = false;
+    std::optional<std::string> to_key_id;  // awskms: re-wrap under this KMS key instead of the configured one
 };
 
 struct RotateResult {
     std::vector<std::string> lines;  // what was done (or, for a dry run, would be), in order
     bool nothing_to_do = false;
+    bool kept_old_key = false;  // a native rotation retained the previous key (see --retire-old)
 };
 
 RotateResult rotate_root(Installation& inst, const RotateOptions& options);

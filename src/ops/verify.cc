@@ -4,7 +4,7 @@
 
 #include "ops/db_key.h"
 #include "ops/guard.h"
-#include "providers/native.h"
+#include "ops/key_slots.h"
 
 namespace ik::ops {
 namespace {
@@ -32,9 +32,7 @@ std::string describe_config(const config::Config& cfg) {
 }
 
 void check_root_key(Installation& inst, VerifyReport& report) {
-    if (!inst.provider->root_key_exists())
-        throw Error(ExitCode::provider, fmt::format("root key not found: {}", inst.provider->describe()),
-                    "restore it with `infra-keys restore BACKUP`, or run `infra-keys init` for a new installation");
+    if (!inst.provider->root_key_exists()) throw root_key_missing(*inst.provider);
     report.checks.push_back({"root key", true, inst.provider->describe()});
 }
 
@@ -43,19 +41,19 @@ OpenDbKey open_or_explain(Installation& inst) {
     try {
         return open_db_key(inst);
     } catch (const Error& e) {
-        auto files = key_files(inst);
-        if (e.code() != ExitCode::wrong_key || !files) throw;
+        auto slots = key_slots(inst);
+        if (e.code() != ExitCode::wrong_key || !slots) throw;
         store::KeyRow row = require_db_key_row(inst.store());
-        for (const auto& retained : files->retained()) {
+        for (const auto& retained : slots->retained()) {
             try {
-                providers::make_native_file(retained)->unwrap(row.encrypted);
+                slots->provider(retained)->unwrap(row.encrypted);
             } catch (const Error&) {
                 continue;
             }
             throw Error(ExitCode::wrong_key,
                         fmt::format("dbkey row {} is wrapped by the retained key {}, not by the configured {}", row.id,
-                                    retained, files->key),
-                        fmt::format("run `infra-keys rewrap` to re-wrap it under {}", files->key));
+                                    slots->describe(retained), slots->describe(slots->key())),
+                        fmt::format("run `infra-keys rewrap` to re-wrap it under {}", slots->describe(slots->key())));
         }
         throw;
     }
@@ -113,8 +111,9 @@ void run_checks(Installation& inst, VerifyLevel level, const ScanOptions& scan_o
 
     refuse_if_rotation_interrupted(inst);
     check_root_key(inst, report);
-    if (auto files = key_files(inst))
-        for (const auto& retained : files->retained()) report.checks.push_back({"retained", true, retained});
+    if (auto slots = key_slots(inst))
+        for (const auto& retained : slots->retained())
+            report.checks.push_back({"retained", true, slots->describe(retained)});
     OpenDbKey key = check_db_key(inst, report);
     if (level == VerifyLevel::keys) return;
 

@@ -252,6 +252,12 @@ Bytes AwsKmsProvider::reencrypt(ByteView wrapped, const std::string& destination
     return blob_field(parse_answer(answer, describe()), "CiphertextBlob", describe());
 }
 
+std::unique_ptr<AwsKmsProvider> AwsKmsProvider::for_key(const std::string& root_key_id) const {
+    AwsKmsSettings settings = settings_;
+    settings.root_key_id = root_key_id;
+    return std::make_unique<AwsKmsProvider>(std::move(settings));
+}
+
 std::vector<std::string> AwsKmsProvider::status(ByteView) {
     KeyMetadata metadata = describe_key();
     return {fmt::format("KMS key {} state {}", metadata.arn, metadata.state)};

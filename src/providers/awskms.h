@@ -1,6 +1,7 @@
 // The `awskms` root key provider: the db key is a KMS data key (JSON 1.1 API, SigV4).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,8 @@ public:
     // KMS ReEncrypt: `wrapped` re-encrypted under another KMS key inside KMS (rotate-root
     // --to-key-id); the plaintext never leaves KMS.
     Bytes reencrypt(ByteView wrapped, const std::string& destination_key_id);
+    // The same endpoint and credentials for another KMS key (the destination of reencrypt).
+    std::unique_ptr<AwsKmsProvider> for_key(const std::string& root_key_id) const;
 
 private:
     struct KeyMetadata {

@@ -193,6 +193,13 @@ void FileStorage::remove(const std::string& name) {
     files::fsync_directory(files::directory_of(path));
 }
 
+void FileStorage::rename(const std::string& from, const std::string& to) {
+    std::string source = path_of(from), target = path_of(to);
+    if (::rename(source.c_str(), target.c_str()) != 0)
+        fail(ExitCode::provider, "cannot move {} to {}: {}", describe(from), target, std::strerror(errno));
+    files::fsync_directory(files::directory_of(target));
+}
+
 std::vector<std::string> FileStorage::names_with_prefix(const std::string& prefix) {
     fs::path full(path_of(prefix));
     std::string dir = files::directory_of(full.string());

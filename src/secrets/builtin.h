@@ -26,6 +26,7 @@ public:
     void set(const std::string& name, const SecretBytes& value) override;
     void remove(const std::string& name) override;
     std::vector<std::string> names_with_prefix(const std::string& prefix) override;
+    void rename(const std::string& from, const std::string& to) override;
     std::string describe(const std::string& name) const override;
     // The file that holds secret `name`.
     std::string path_of(const std::string& name) const;

@@ -125,13 +125,41 @@ std::vector<std::string> KubernetesSecretStorage::names_with_prefix(const std::s
     return out;  // std::map keeps them sorted
 }
 
+void KubernetesSecretStorage::create(const std::string& name, const SecretBytes& value) {
+    SecretName n = split_name(name);
+    auto current = read(n.object);
+    if (current && current->data.count(n.key))
+        fail(ExitCode::refused, "{} already exists; not replacing it", describe(name));
+    write(n.object, current, {{n.key, value}});
+}
+
+void KubernetesSecretStorage::rename(const std::string& from, const std::string& to) {
+    SecretName source = split_name(from), target = split_name(to);
+    if (source.object != target.object) return SecretStorage::rename(from, to);
+    auto current = read(source.object);
+    if (!current || !current->data.count(source.key))
+        fail(ExitCode::provider, "cannot move {}: it does not exist", describe(from));
+    SecretBytes value;
+    try {
+        value = Botan::base64_decode(current->data.at(source.key));
+    } catch (const std::exception&) {
+        fail(ExitCode::provider, "{}: the value is not base64", describe(from));
+    }
+    write(source.object, current, {{target.key, value}, {source.key, std::nullopt}});
+    for (auto& [key, encoded] : current->data) scrub(encoded);
+}
+
 void KubernetesSecretStorage::set_many(const std::string& object,
                                        const std::map<std::string, std::optional<SecretBytes>>& keys) {
+    write(object, read(object), keys);
+}
+
+void KubernetesSecretStorage::write(const std::string& object, const std::optional<Secret>& current,
+                                    const std::map<std::string, std::optional<SecretBytes>>& keys) {
     json data = json::object();
     for (const auto& [key, value] : keys)
         data[key] = value ? json(Botan::base64_encode(value->data(), value->size())) : json(nullptr);
 
-    auto current = read(object);
     net::Request request;
     if (current) {
         // The resourceVersion in the patch makes the write conditional: a change since our read → 409.

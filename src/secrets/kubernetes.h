@@ -24,6 +24,10 @@ public:
     void set(const std::string& name, const SecretBytes& value) override;
     void remove(const std::string& name) override;
     std::vector<std::string> names_with_prefix(const std::string& prefix) override;
+    // Both are one write conditional on the resourceVersion just read: a concurrent writer makes
+    // them fail with ik::Error(refused) instead of one of the two writes being lost.
+    void create(const std::string& name, const SecretBytes& value) override;
+    void rename(const std::string& from, const std::string& to) override;
     std::string describe(const std::string& name) const override;
 
     // Sets (a value) or deletes (nullopt) several keys of Secret `object` in ONE write that is
@@ -39,6 +43,9 @@ private:
         std::map<std::string, std::string> data;  // key → base64, as the API holds it
     };
     std::optional<Secret> read(const std::string& object);
+    // The write of set_many against `current` as read (nullopt: the Secret does not exist).
+    void write(const std::string& object, const std::optional<Secret>& current,
+               const std::map<std::string, std::optional<SecretBytes>>& keys);
     std::string object_url(const std::string& object) const;
     net::Response send(net::Request request);
     [[noreturn]] void fail_with(const net::Request& request, const net::Response& response) const;

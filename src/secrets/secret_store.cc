@@ -23,6 +23,12 @@ public:
         real().set(kubernetes_secret_name(name), value);
     }
     void remove(const std::string& name) override { real().remove(kubernetes_secret_name(name)); }
+    void create(const std::string& name, const SecretBytes& value) override {
+        real().create(kubernetes_secret_name(name), value);
+    }
+    void rename(const std::string& from, const std::string& to) override {
+        real().rename(kubernetes_secret_name(from), kubernetes_secret_name(to));
+    }
     std::vector<std::string> names_with_prefix(const std::string& prefix) override {
         return real().names_with_prefix(prefix);
     }

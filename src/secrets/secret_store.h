@@ -26,6 +26,14 @@ public:
     // Names of existing secrets that start with `prefix` (a key rotation's companions: for files
     // the directory entries beside a path, for Kubernetes the data keys of the same Secret).
     virtual std::vector<std::string> names_with_prefix(const std::string& prefix);
+    // Creates the secret only if it does not exist yet, else ik::Error(refused): how a key
+    // rotation claims its slot, so two rotations cannot both write one. The default checks then
+    // writes, which is enough for storages whose callers hold a lock (files: the directory flock).
+    virtual void create(const std::string& name, const SecretBytes& value);
+    // Moves secret `from` over `to` in one step where the storage can (file: rename(2);
+    // Kubernetes: one conditional write of the Secret holding both). The default copies then
+    // deletes, so a crash may leave both holding the same value.
+    virtual void rename(const std::string& from, const std::string& to);
     // Where the secret lives, for messages: "file /root/.infra/key", "env VAULT_TOKEN".
     virtual std::string describe(const std::string& name) const = 0;
 };

@@ -431,6 +431,30 @@ TEST_CASE("a secret changed between read and write is refused and nothing is wri
     CHECK(secret_data(peer, "team", "contended") == std::map<std::string, std::string>{{"k", "theirs"}});
 }
 
+TEST_CASE("creating a kubernetes key that exists is refused, so two rotations cannot claim one slot") {
+    auto peer = kube_peer();
+    put_secret(peer, "team", "slots", {{"__root_key", "old"}, {"__root_key.new", "theirs"}});
+    auto storage = kube_storage(peer_env("IK_PEER_KUBECONFIG_TOKEN"));
+    Error e = error_of([&] { storage.create("slots/__root_key.new", secret_of("ours")); });
+    CHECK(e.code() == ExitCode::refused);
+    CHECK(std::string(e.what()) == "kubernetes secret team/slots key __root_key.new already exists; not replacing it");
+    storage.create("slots/__root_key.other", secret_of("ours"));
+    CHECK(secret_data(peer, "team", "slots") ==
+          std::map<std::string, std::string>{{"__root_key", "old"}, {"__root_key.new", "theirs"}, {"__root_key.other", "ours"}});
+}
+
+TEST_CASE("renaming a kubernetes key within one secret is a single patch that replaces the target") {
+    auto peer = kube_peer();
+    put_secret(peer, "team", "installing", {{"__root_key", "old"}, {"__root_key.new", "new"}});
+    auto storage = kube_storage(peer_env("IK_PEER_KUBECONFIG_TOKEN"));
+    peer.reset();
+    storage.rename("installing/__root_key.new", "installing/__root_key");
+    CHECK(peer.count("secrets.patch") == 1);
+    CHECK(secret_data(peer, "team", "installing") == std::map<std::string, std::string>{{"__root_key", "new"}});
+    Error e = error_of([&] { storage.rename("installing/__root_key.new", "installing/__root_key"); });
+    CHECK(e.code() == ExitCode::provider);
+}
+
 TEST_CASE("a kubeconfig with a client certificate reaches the API; the namespace option overrides the context") {
     auto peer = kube_peer();
     put_secret(peer, "infra", "by-cert", {{"k", "v"}});

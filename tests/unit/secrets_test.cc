@@ -13,6 +13,7 @@
 #include "secrets/builtin.h"
 #include "secrets/secret_store.h"
 #include "util/error.h"
+#include "temp_dir.h"
 
 using namespace ik;
 namespace fs = std::filesystem;
@@ -30,19 +31,7 @@ config::Environment env_of(std::map<std::string, std::string> vars) {
 
 config::Config with_secrets(const std::string& yaml) { return config::parse(yaml, "test.yaml", env_of({{"HOME", "/h"}})); }
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/ik-secrets-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name, const std::string& contents) const {
-        std::string p = (path / name).string();
-        std::ofstream(p, std::ios::binary) << contents;
-        return p;
-    }
-};
+using test::TempDir;
 
 ExitCode code_of(const std::function<void()>& action) {
     try {
@@ -170,6 +159,21 @@ TEST_CASE("file storage writes are 0600 in a 0700 directory it creates, even wit
     CHECK(storages.named("file").names_with_prefix(path) == std::vector<std::string>{path});
     storages.named("file").remove(path);
     CHECK_FALSE(storages.named("file").get(path).has_value());
+}
+
+TEST_CASE("a file secret is created only where none exists, and renamed over another in one step") {
+    TempDir dir;
+    secrets::SecretStorages storages(config::Config{}, env_of({}));
+    auto& files = storages.named("file");
+    std::string key = (dir.path / "root.key").string(), next = key + ".new";
+    files.create(key, SecretBytes{1});
+    CHECK(code_of([&] { files.create(key, SecretBytes{2}); }) == ExitCode::refused);
+    CHECK(files.get(key) == SecretBytes{1});
+    files.create(next, SecretBytes{2});
+    files.rename(next, key);
+    CHECK(files.get(key) == SecretBytes{2});
+    CHECK_FALSE(files.get(next).has_value());
+    CHECK(code_of([&] { files.rename(next, key); }) == ExitCode::provider);
 }
 
 TEST_CASE("env and plaintext storages refuse writes") {

@@ -1,0 +1,567 @@
+"""Remote root key providers end to end: AWS KMS, Vault transit and native-in-Kubernetes, each
+against its protocol peer (tests/peers): init, verify, rotate-root, rewrap, provider migration,
+backup/restore, failures, crash safety and provider call counts."""
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+import urllib.request
+
+import infra
+from harness import BIN, E2E, EXIT, Installation, read_file
+from test_rotation import ROTATE_POINTS
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers"))
+import peerlib  # noqa: E402
+
+AWS = "/usr/bin/aws"
+# Fast retries: a throttled peer must still end in "provider unreachable", just sooner.
+BASE_ENV = {"INFRA_KEYS_HTTP_RETRY_BASE_MS": "5"}
+
+
+# --- providers as the tests drive them ------------------------------------------------------
+class Kms:
+    kind = "awskms"
+
+    def __init__(self, peer, key="alias/infra"):
+        self.peer, self.key = peer, key
+        self.env = dict(BASE_ENV, IK_KMS_ID=peer.access_key, IK_KMS_SECRET=peer.secret_key)
+
+    def config(self, key=None):
+        return (f"dbEncryptionKeyProvider: awskms\ndbEncryptionKey: {key or self.key}\nkeys:\n  - kind: awskms\n"
+                f"    config:\n      endpoint: {self.peer.url}\n      region: {self.peer.region}\n"
+                f"      accessKeyID: env:IK_KMS_ID\n      secretAccessKey: env:IK_KMS_SECRET\n")
+
+    def aws(self, *args, stdin=None):
+        r = subprocess.run([AWS, "kms", *args, "--endpoint-url", self.peer.url, "--output", "json"],
+                           capture_output=True, env=self.peer.aws_env(), input=stdin, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        return json.loads(r.stdout)
+
+    def wrap(self, db_key):
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(db_key)
+            f.flush()
+            out = self.aws("encrypt", "--key-id", self.key, "--plaintext", "fileb://" + f.name)
+        return base64.b64decode(out["CiphertextBlob"]), "AES_256", self.key
+
+    def unwrap(self, wrapped):
+        """The db key as KMS itself opens the row (through the official client)."""
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(wrapped)
+            f.flush()
+            out = self.aws("decrypt", "--ciphertext-blob", "fileb://" + f.name)
+        return base64.b64decode(out["Plaintext"])
+
+
+class Vault:
+    kind = "vault"
+
+    def __init__(self, peer, key="infra-root"):
+        self.peer, self.key = peer, key
+        self.env = dict(BASE_ENV, IK_VAULT_TOKEN=peer.token)
+
+    def config(self, token="env:IK_VAULT_TOKEN"):
+        return (f"dbEncryptionKeyProvider: vault\ndbEncryptionKey: {self.key}\nkeys:\n  - kind: vault\n"
+                f"    config:\n      address: {self.peer.url}\n      token: {token}\n")
+
+    def call(self, path, body=None):
+        req = urllib.request.Request(f"{self.peer.url}/v1/{self.peer.mount}/{path}",
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST",
+                                     headers={"X-Vault-Token": self.peer.token})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())["data"]
+
+    def wrap(self, db_key):
+        out = self.call(f"encrypt/{self.key}", {"plaintext": base64.b64encode(db_key).decode()})
+        return out["ciphertext"].encode(), "aes256-gcm96", self.key
+
+    def unwrap(self, wrapped):
+        out = self.call(f"decrypt/{self.key}", {"ciphertext": wrapped.decode()})
+        return base64.b64decode(out["plaintext"])
+
+
+class Kube:
+    """Native root key in Secret infra-x, data key __root_key, namespace default."""
+    kind = "native"
+
+    def __init__(self, peer, directory):
+        self.peer = peer
+        self.kubeconfig = peer.write_kubeconfig(os.path.join(directory, "kubeconfig"))
+        self.env = dict(BASE_ENV, KUBECONFIG=self.kubeconfig)
+
+    def config(self):
+        return "dbEncryptionKeyProvider: native\nkeys:\n  - kind: native\n    config:\n      secretProvider: kubernetes\n"
+
+    def secret(self):
+        return self.peer.get_secret("default", "infra-x") or {}
+
+    def wrap(self, db_key):
+        root_key = os.urandom(32)
+        self.peer.put_secret("default", "infra-x", {"__root_key": root_key})
+        return infra.seal(root_key, db_key, infra.EMPTY_KEY_ID, "").encode(), "aesgcm", "infra-x/__root_key"
+
+    def unwrap(self, wrapped):
+        return infra.unseal(self.secret()["__root_key"], wrapped.decode(), infra.EMPTY_KEY_ID)
+
+
+class RemoteE2E(E2E):
+    """An installation whose config names a remote provider; self.p is the provider under test."""
+
+    def setUp(self):
+        super().setUp()
+        self.peers = []
+        self.p = self.make_provider()
+        self.use(self.p)
+
+    def tearDown(self):
+        super().tearDown()
+        for peer in self.peers:
+            peer.close()
+
+    def start(self, peer):
+        self.peers.append(peer)
+        return peer
+
+    def use(self, provider, inst=None):
+        inst = inst or self.inst
+        with open(inst.config_path, "w") as f:
+            f.write("\n".join(inst.db.config_lines()) + "\n" + provider.config())
+        self.current = provider
+
+    def ik(self, *args, inst=None, env=None):
+        return (inst or self.inst).run(*args, env=dict(self.current.env, **(env or {})))
+
+    def seed(self, n=5, inst=None):
+        (inst or self.inst).seed(values_per_column=n, wrap=self.p.wrap)
+
+    def assertAllDecrypt(self, inst=None):
+        """Every value opens with the db key the provider unwraps from the row, as the server opens it."""
+        inst = inst or self.inst
+        db_key = self.current.unwrap(inst.db_key_row()["encrypted"])
+        self.assertEqual(db_key, inst.db_key)
+        self.assertEqual(inst.decrypt_all(db_key=db_key), inst.plaintexts)
+
+    def state(self):
+        """What a failed command must leave alone: key rows, values, key files and, while the
+        Kubernetes peer runs, its Secrets (not the *.yaml configs, which the tests rewrite)."""
+        return re.sub(r"'[^']*\.yaml': b'[^']*'(, )?", "", self.inst.snapshot()) + self.provider_state()
+
+    def provider_state(self):
+        return ""
+
+    def assertProviderFailure(self, result, before):
+        """Exit 3 with one line naming the problem (and maybe a hint line), and nothing changed."""
+        self.assertExit(result, "provider")
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        self.assertTrue(lines and lines[0].startswith("infra-keys: "), result.stderr)
+        self.assertTrue(all(line.startswith("infra-keys: hint: ") for line in lines[1:]), result.stderr)
+        self.assertEqual(before, self.state())
+
+    def calls(self, peer, *args, n=5):
+        """Provider requests made by one command on a fresh installation with n values per column."""
+        inst = Installation()
+        try:
+            self.use(self.p, inst)
+            self.seed(n, inst)
+            peer.reset()
+            r = self.ik(*args, inst=inst)
+            self.assertExit(r, "ok")
+            return peer.stats()["total"]
+        finally:
+            inst.close()
+
+    def assertConstantCalls(self, peer, *commands):
+        for args in commands:
+            small, large = self.calls(peer, *args, n=1), self.calls(peer, *args, n=100)
+            self.assertEqual(small, large, f"{args}: {small} provider calls with 1 value per column, {large} with 100")
+
+    def assertEveryCommandFails(self, before):
+        for cmd in (("rotate-root",), ("verify",), ("rewrap",)):
+            self.assertProviderFailure(self.ik(*cmd), before)
+
+    def assertRewrapIsANoOp(self):
+        before = self.inst.snapshot()
+        r = self.ik("rewrap")
+        self.assertExit(r, "ok")
+        self.assertIn("nothing to do", r.stdout)
+        self.assertEqual(before, self.inst.snapshot())
+
+    def assertFailsWhenDown(self, peer):
+        peer.stop()
+        before = self.state()  # what the stopped peer held cannot change; the rest must not
+        r = self.ik("rotate-root")
+        self.assertProviderFailure(r, before)
+        self.assertIn(self.current.kind if self.current.kind != "native" else "kubernetes", r.stderr)
+        self.assertProviderFailure(self.ik("verify"), before)
+
+
+# --- AWS KMS ----------------------------------------------------------------------------------
+class KmsTest(RemoteE2E):
+    def make_provider(self):
+        self.kms = self.start(peerlib.kms(keys=("alias/infra", "alias/other")))
+        return Kms(self.kms)
+
+    def test_init_then_verify_at_every_level(self):
+        r = self.ik("init")
+        self.assertExit(r, "ok")
+        row = self.inst.db_key_row()
+        self.assertEqual((row["algorithm"], row["root_key_id"]), ("AES_256", "alias/infra"))
+        self.assertEqual(len(self.p.unwrap(row["encrypted"])), 32)
+        self.assertIn("nothing", self.ik("init").stdout)
+        for level in ("config", "keys", "full"):
+            self.assertExit(self.ik("verify", "--level", level), "ok")
+
+    def test_verify_reports_the_kms_key_state(self):
+        self.seed()
+        r = self.ik("verify", "--level", "full")
+        self.assertExit(r, "ok")
+        self.assertIn("state Enabled", r.stdout)
+
+    def test_rotate_root_reencrypts_inside_kms_and_rekeys_every_value(self):
+        self.seed(10)
+        old = self.inst.db_key_row()
+        r = self.ik("rotate-root")
+        self.assertExit(r, "ok")
+        row = self.inst.db_key_row()
+        self.assertNotEqual(row["encrypted"], old["encrypted"])
+        self.assertEqual(row["root_key_id"], "alias/infra")
+        self.assertAllDecrypt()
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+
+    def test_rotate_root_to_another_kms_key_says_to_update_the_config(self):
+        self.seed()
+        r = self.ik("rotate-root", "--to-key-id", "alias/other")
+        self.assertExit(r, "ok")
+        self.assertIn("dbEncryptionKey must now be alias/other", r.stdout)
+        self.assertEqual(self.inst.db_key_row()["root_key_id"], "alias/other")
+        self.assertExit(self.ik("verify"), "wrong_key")
+        self.p.key = "alias/other"
+        self.use(self.p)
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+        self.assertAllDecrypt()
+
+    def test_rewrap_is_a_no_op_when_kms_already_wraps_the_row(self):
+        self.seed()
+        self.assertRewrapIsANoOp()
+
+    def test_failures_exit_with_provider_unreachable_and_change_nothing(self):
+        self.seed()
+        before = self.state()
+        cases = {
+            "throttled beyond retries": lambda: self.kms.fail(status=429),
+            "disabled key": lambda: self.kms.disable_key("alias/infra"),
+            "service error": lambda: self.kms.fail(status=503),
+        }
+        for name, breaks in cases.items():
+            with self.subTest(name):
+                breaks()
+                try:
+                    self.assertEveryCommandFails(before)
+                finally:
+                    self.kms.reset()
+                    self.kms.enable_key("alias/infra")
+        with self.subTest("disabled key message"):
+            self.kms.disable_key("alias/infra")
+            try:
+                r = self.ik("verify")
+                self.assertProviderFailure(r, before)
+                self.assertIn("not enabled", r.stderr)
+            finally:
+                self.kms.enable_key("alias/infra")
+        with self.subTest("bad credentials"):
+            r = self.ik("rotate-root", env={"IK_KMS_SECRET": "not-the-secret"})
+            self.assertProviderFailure(r, before)
+            self.assertNotIn("not-the-secret", r.stderr + r.stdout)
+        with self.subTest("wrong key id"):
+            self.use(Kms(self.kms, key="alias/missing"))
+            self.assertProviderFailure(self.ik("rotate-root"), before)
+            self.assertProviderFailure(self.ik("verify"), before)
+            self.use(self.p)
+        with self.subTest("peer down"):
+            self.assertFailsWhenDown(self.kms)
+
+    def test_provider_calls_do_not_grow_with_the_number_of_values(self):
+        self.assertConstantCalls(self.kms, ("init",), ("verify", "--level", "full"), ("rotate-root",))
+
+    def test_init_of_a_new_installation_makes_a_few_calls(self):
+        self.kms.reset()
+        self.assertExit(self.ik("init"), "ok")
+        self.assertLessEqual(self.kms.stats()["total"], 4)
+
+
+# --- Vault transit ------------------------------------------------------------------------------
+class VaultTest(RemoteE2E):
+    def make_provider(self):
+        self.vault = self.start(peerlib.vault())
+        return Vault(self.vault)
+
+    def test_init_then_verify_at_every_level(self):
+        r = self.ik("init")
+        self.assertExit(r, "ok")
+        row = self.inst.db_key_row()
+        self.assertTrue(row["encrypted"].startswith(b"vault:v1:"))
+        self.assertEqual((row["algorithm"], row["root_key_id"]), ("aes256-gcm96", "infra-root"))
+        for level in ("config", "keys", "full"):
+            self.assertExit(self.ik("verify", "--level", level), "ok")
+
+    def test_rotate_root_adds_a_key_version_and_rewraps_inside_vault(self):
+        self.seed(10)
+        r = self.ik("rotate-root")
+        self.assertExit(r, "ok")
+        self.assertTrue(self.inst.db_key_row()["encrypted"].startswith(b"vault:v2:"))
+        self.assertEqual(self.p.call("keys/infra-root")["latest_version"], 2)
+        self.assertAllDecrypt()
+        v = self.ik("verify", "--level", "full")
+        self.assertExit(v, "ok")
+        self.assertIn("wrapped by key version 2", v.stdout)
+        self.assertIn("min_decryption_version 1", v.stdout)
+        # Nothing half-done can be left by a Vault rotation.
+        self.assertIn("nothing to resume", self.ik("rotate-root", "--resume").stdout)
+
+    def test_a_kill_at_every_vault_rotation_step_leaves_a_working_installation(self):
+        self.seed()
+        for point in ["rotate-after-provider-rotate", "rotate-before-commit", "rotate-after-commit"]:
+            with self.subTest(point=point):
+                r = self.ik("rotate-root", env={"INFRA_KEYS_FAILPOINT": point})
+                self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr)
+                self.assertExit(self.ik("verify", "--level", "full"), "ok")
+                self.assertAllDecrypt()
+                self.assertExit(self.ik("rotate-root"), "ok")
+                self.assertExit(self.ik("verify", "--level", "full"), "ok")
+                self.assertAllDecrypt()
+
+    def test_rewrap_after_vault_rotated_its_key_by_itself_is_a_no_op(self):
+        self.seed()
+        self.p.call("keys/infra-root/rotate", {})
+        self.assertRewrapIsANoOp()
+
+    def test_failures_exit_with_provider_unreachable_and_change_nothing(self):
+        self.seed()
+        before = self.state()
+        with self.subTest("throttled beyond retries"):
+            self.vault.fail(status=429)
+            try:
+                self.assertEveryCommandFails(before)
+            finally:
+                self.vault.reset()
+        with self.subTest("bad token (403)"):
+            self.inst.write_config(self.p.config(token="plaintext:not-the-token"))
+            r = self.ik("rotate-root")
+            self.assertProviderFailure(r, before)
+            self.assertIn("permission denied", r.stderr)
+            self.assertNotIn("not-the-token", r.stderr + r.stdout)
+            self.use(self.p)
+        with self.subTest("wrong key name"):
+            self.use(Vault(self.vault, key="no-such-key"))
+            r = self.ik("verify")
+            self.assertProviderFailure(r, before)
+            self.use(self.p)
+        with self.subTest("peer down"):
+            self.assertFailsWhenDown(self.vault)
+
+    def test_provider_calls_do_not_grow_with_the_number_of_values(self):
+        self.assertConstantCalls(self.vault, ("init",), ("verify", "--level", "full"), ("rotate-root",))
+
+
+# --- native root key in a Kubernetes Secret -------------------------------------------------------
+class KubeTest(RemoteE2E):
+    def make_provider(self):
+        self.kube = self.start(peerlib.kube())
+        return Kube(self.kube, self.inst.dir)
+
+    def provider_state(self):
+        return repr(sorted(self.p.secret().items())) if self.kube.proc else ""  # a stopped peer holds still
+
+    def retired(self):
+        return sorted(k for k in self.p.secret() if k.endswith(".retired"))
+
+    def assertConverged(self):
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+        self.assertNotIn("__root_key.new", self.p.secret())
+        self.assertAllDecrypt()
+
+    def test_init_creates_the_secret_then_verify_at_every_level(self):
+        self.assertExit(self.ik("init"), "ok")
+        self.assertEqual(len(self.p.secret()["__root_key"]), 32)
+        self.assertEqual(self.inst.db_key_row()["root_key_id"], "infra-x/__root_key")
+        for level in ("config", "keys", "full"):
+            self.assertExit(self.ik("verify", "--level", level), "ok")
+
+    def test_rotate_root_keeps_the_old_key_in_the_same_secret(self):
+        self.seed(10)
+        old_key = self.p.secret()["__root_key"]
+        r = self.ik("rotate-root")
+        self.assertExit(r, "ok")
+        secret = self.p.secret()
+        self.assertNotEqual(secret["__root_key"], old_key)
+        self.assertEqual(len(self.retired()), 1)
+        self.assertEqual(secret[self.retired()[0]], old_key)
+        self.assertConverged()
+        self.assertIn(self.retired()[0], self.ik("status").stdout)
+        self.assertExit(self.ik("rotate-root", "--retire-old"), "ok")
+        self.assertEqual(self.retired(), [])
+        self.assertConverged()
+
+    def test_a_kill_at_every_rotation_step_is_recoverable(self):
+        self.seed(10)
+        for point in ROTATE_POINTS:
+            with self.subTest(point=point):
+                r = self.ik("rotate-root", env={"INFRA_KEYS_FAILPOINT": point})
+                self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr)
+                row = self.inst.db_key_row()
+                secret = self.p.secret()
+                opening = []
+                for name, key in secret.items():
+                    try:
+                        infra.unseal(key, row["encrypted"].decode(), infra.EMPTY_KEY_ID)
+                        opening.append(name)
+                    except Exception:
+                        pass
+                self.assertTrue(opening, "no key in the Secret unwraps the dbkey row")
+                v = self.ik("verify")
+                if point == "rotate-after-install":
+                    self.assertExit(v, "ok")
+                else:
+                    self.assertExit(v, "interrupted")
+                    self.assertIn("infra-keys rotate-root --resume", v.stderr)
+                    self.assertExit(self.ik("rewrap"), "interrupted")
+                self.assertExit(self.ik("rotate-root", "--resume"), "ok")
+                self.assertConverged()
+
+    def test_a_concurrent_change_of_the_secret_makes_the_slot_write_fail(self):
+        self.seed()
+        # A leftover new key is an interrupted rotation: a second rotation must not overwrite it.
+        secret = self.p.secret()
+        secret["__root_key.new"] = os.urandom(32)
+        self.kube.put_secret("default", "infra-x", secret)
+        before = self.state()
+        self.assertExit(self.ik("rotate-root"), "interrupted")
+        self.assertEqual(before, self.state())
+
+    def test_two_concurrent_rotations_never_mix(self):
+        # No flock spans a cluster: the database lock, taken before any key is written, is what
+        # stops the second rotation (--server-stopped: else each sees the other hold the SQLite file).
+        self.seed()
+        env = dict(os.environ, HOME=self.inst.dir, **self.p.env)
+        argv = [BIN, "--config", self.inst.config_path, "rotate-root", "--server-stopped"]
+        for _ in range(3):
+            procs = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for _ in range(2)]
+            results = sorted((p.wait(), p.stderr.read()) for p in procs)
+            for p in procs:
+                p.stderr.close()
+            codes = [code for code, _ in results]
+            self.assertTrue(codes in ([0, 0], [0, EXIT["refused"]]), results)
+            self.assertNotIn("__root_key.new", self.p.secret())
+            self.assertConverged()
+
+    def test_backup_and_restore_round_trip(self):
+        self.seed()
+        backup = os.path.join(self.inst.dir, "infra.backup")
+        passphrase = os.path.join(self.inst.dir, "passphrase")
+        with open(passphrase, "w") as f:
+            f.write("correct horse battery staple\n")
+        r = self.ik("backup", "--output", backup, "--passphrase-file", passphrase, "--kdf-memory", "1", "--kdf-iterations", "1")
+        self.assertExit(r, "ok")
+        root_key = self.p.secret()["__root_key"]
+        self.kube.delete_secret("default", "infra-x")
+        self.assertExit(self.ik("verify"), "provider")
+        self.assertExit(self.ik("restore", backup, "--passphrase-file", passphrase), "ok")
+        self.assertEqual(self.p.secret()["__root_key"], root_key)
+        self.assertConverged()
+
+    def test_failures_exit_with_provider_unreachable_and_change_nothing(self):
+        self.seed()
+        before = self.state()
+        with self.subTest("bad token"):
+            bad = self.kube.write_kubeconfig(os.path.join(self.kube.dir, "bad-kubeconfig"), token="nope")
+            r = self.ik("rotate-root", env={"KUBECONFIG": bad})
+            self.assertProviderFailure(r, before)
+            self.assertIn("Unauthorized", r.stderr)
+        with self.subTest("peer down"):
+            self.assertFailsWhenDown(self.kube)
+
+    def test_provider_calls_do_not_grow_with_the_number_of_values(self):
+        self.assertConstantCalls(self.kube, ("init",), ("verify", "--level", "full"), ("rotate-root",),
+                                 ("rotate-root", "--retire-old"))
+
+
+# --- migration between providers ------------------------------------------------------------------
+class NativeFile:
+    """The native root key in a file, as a migration's first and last provider."""
+    kind = "native"
+    env = {}
+
+    def __init__(self, path):
+        self.path = path
+
+    def config(self):
+        return f"dbEncryptionKey: {self.path}\n"
+
+    def unwrap(self, wrapped):
+        return infra.unseal(read_file(self.path), wrapped.decode(), infra.EMPTY_KEY_ID)
+
+
+class MigrationTest(RemoteE2E):
+    def make_provider(self):
+        self.kms = self.start(peerlib.kms())
+        self.vault = self.start(peerlib.vault())
+        self.kms_p, self.vault_p = Kms(self.kms), Vault(self.vault)
+        return NativeFile(self.inst.key_path)
+
+    def setUp(self):
+        super().setUp()
+        self.inst.seed(values_per_column=10)  # sealed under the native key file
+
+    def migrate(self, provider, inst=None):
+        """rewrap --from-config with a copy of the current config, after switching to `provider`."""
+        inst = inst or self.inst
+        old = os.path.join(inst.dir, f"before-{provider.kind}.yaml")
+        os.replace(inst.config_path, old)
+        self.use(provider, inst)
+        return inst.run("rewrap", "--from-config", old, env=dict(self.kms_p.env, **self.vault_p.env))
+
+    def test_native_file_to_awskms_to_vault_and_back_to_native(self):
+        steps = [(self.kms_p, "AES_256"), (self.vault_p, "aes256-gcm96"),
+                 (NativeFile(os.path.join(self.inst.dir, "new-root.key")), "aesgcm")]
+        for provider, algorithm in steps:
+            with self.subTest(provider.kind):
+                r = self.migrate(provider)
+                self.assertExit(r, "ok")
+                self.assertIn("re-wrapped", r.stdout)
+                self.assertEqual(self.inst.db_key_row()["algorithm"], algorithm)
+                self.assertExit(self.ik("verify", "--level", "full"), "ok")
+                self.assertAllDecrypt()
+        self.assertEqual(os.stat(steps[-1][0].path).st_mode & 0o777, 0o600)
+
+    def test_rewrap_calls_do_not_grow_with_the_number_of_values(self):
+        for target, peer in ((self.kms_p, self.kms), (self.vault_p, self.vault)):
+            counts = []
+            for n in (1, 100):
+                inst = Installation()
+                try:
+                    inst.seed(values_per_column=n)
+                    if target is self.vault_p and n != 1:
+                        self.vault.delete_key(target.key)  # so that each run creates the transit key
+                    peer.reset()
+                    self.assertExit(self.migrate(target, inst), "ok")
+                    counts.append(peer.stats()["total"])
+                finally:
+                    inst.close()
+            self.assertEqual(counts[0], counts[1], f"{target.kind}: {counts}")
+
+    def test_a_failing_target_provider_changes_nothing(self):
+        before = self.state()
+        self.kms.fail(status=503)
+        self.assertProviderFailure(self.migrate(self.kms_p), before)
+
+
+if __name__ == "__main__":
+    unittest.main()
