@@ -147,7 +147,7 @@ AwsKmsSettings awskms_settings(const config::Config& cfg, const config::KeyProvi
     settings.root_key_id = cfg.db_encryption_key;
     settings.algorithm = entry.get("encryptionalgorithm", "AES_256");
     settings.credentials = credentials_of(cfg, entry, storages, env);
-    settings.tls.ca_file = env_or(env, "AWS_CA_BUNDLE");
+    settings.tls.ca_file = entry.get("cabundle", env_or(env, "AWS_CA_BUNDLE"));
     return settings;
 }
 

@@ -81,7 +81,7 @@ VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvide
     settings.namespace_name = entry.get("namespace", env_or(env, "VAULT_NAMESPACE"));
     settings.transit_mount = normalised_mount(entry.get("transitmount", "/transit"));
     settings.key_name = transit_key_name(cfg.db_encryption_key);
-    settings.tls.ca_file = env_or(env, "VAULT_CACERT");
+    settings.tls.ca_file = entry.get("cabundle", env_or(env, "VAULT_CACERT"));
     return settings;
 }
 

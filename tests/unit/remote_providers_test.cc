@@ -229,6 +229,16 @@ TEST_CASE("KMS settings come from the keys entry, then the AWS environment, then
         CHECK(s.region == "us-west-2");
         CHECK(s.endpoint == "https://kms.us-west-2.amazonaws.com/");
         CHECK(s.algorithm == "AES_256");
+        CHECK(s.tls.ca_file.empty());
+    }
+    SUBCASE("a CA bundle from the keys entry wins over AWS_CA_BUNDLE") {
+        auto vars = files_env;
+        vars["AWS_CA_BUNDLE"] = "/env-ca.pem";
+        auto env = env_of(vars);
+        secrets::SecretStorages storages(cfg, env);
+        CHECK(providers::awskms_settings(cfg, entry, storages, env).tls.ca_file == "/env-ca.pem");
+        config::KeyProvider with_ca{"awskms", {{"cabundle", "/etc/infra/kms-ca.pem"}}, 0};
+        CHECK(providers::awskms_settings(cfg, with_ca, storages, env).tls.ca_file == "/etc/infra/kms-ca.pem");
     }
     SUBCASE("AWS_PROFILE picks another profile, with its session token and region") {
         auto vars = files_env;
@@ -366,8 +376,10 @@ TEST_CASE("Vault settings fall back on VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE 
 
     cfg.db_encryption_key = "/srv/infra/my-root";
     auto configured = providers::vault_settings(
-        cfg, {"vault", {{"address", "https://v"}, {"token", "env:MY_VAULT_TOKEN"}, {"transitmount", "crypto/"}}, 0}, storages, env);
+        cfg, {"vault", {{"address", "https://v"}, {"token", "env:MY_VAULT_TOKEN"}, {"transitmount", "crypto/"},
+                        {"cabundle", "/etc/infra/vault-ca.pem"}}, 0}, storages, env);
     CHECK(configured.token == "from-ref");
+    CHECK(configured.tls.ca_file == "/etc/infra/vault-ca.pem");
     CHECK(configured.transit_mount == "/crypto");
     CHECK(configured.key_name == "my-root");
 }
