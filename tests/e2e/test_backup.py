@@ -20,11 +20,12 @@ class BackupTest(E2E):
             f.write(PASSPHRASE + "\n")
         self.backup_path = os.path.join(self.inst.dir, "keys.backup")
 
-    def backup(self, *extra, kdf=FAST_KDF):
-        return self.inst.run("backup", "--output", self.backup_path, "--passphrase-file", self.pass_file, *kdf, *extra)
+    def backup(self, *extra, kdf=FAST_KDF, env=None):
+        return self.inst.run("backup", "--output", self.backup_path, "--passphrase-file", self.pass_file, *kdf, *extra,
+                             env=env)
 
-    def restore(self, *extra, path=None):
-        return self.inst.run("restore", path or self.backup_path, "--passphrase-file", self.pass_file, *extra)
+    def restore(self, *extra, path=None, env=None):
+        return self.inst.run("restore", path or self.backup_path, "--passphrase-file", self.pass_file, *extra, env=env)
 
     def test_round_trip_init_backup_delete_restore_verify(self):
         r = self.backup(kdf=[])  # the real Argon2id parameters, once
@@ -202,6 +203,39 @@ class BackupTest(E2E):
         self.assertExit(self.restore("--with-db-key"), "ok")
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
+
+    # --- killed half-way: a re-run converges, nothing is lost ---------------------------------
+    def test_a_restore_killed_at_any_step_can_be_run_again(self):
+        cases = [("restore-after-keep-replaced", "--force"), ("restore-after-install-key", "--force"),
+                 ("restore-after-install-key", "--with-db-key"), ("restore-before-commit", "--with-db-key")]
+        self.assertExit(self.backup(), "ok")
+        good_key = read_file(self.inst.key_path)
+        rows = self.inst.query("SELECT id, name, encrypted, algorithm, root_key_id FROM encryption_keys")
+        for point, mode in cases:
+            with self.subTest(point=point, mode=mode):
+                for kept in glob.glob(self.inst.key_path + ".replaced-*"):
+                    os.remove(kept)
+                if mode == "--force":  # a stray key in place of the good one
+                    with open(self.inst.key_path, "wb") as f:
+                        f.write(os.urandom(32))
+                else:  # a rebuilt machine: no key file, no key rows
+                    self.inst.execute("DELETE FROM encryption_keys")
+                    os.remove(self.inst.key_path)
+                r = self.restore(mode, env={"INFRA_KEYS_FAILPOINT": point})
+                self.assertEqual(r.returncode, -9, r.stderr)
+                r = self.restore(mode)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertEqual(read_file(self.inst.key_path), good_key)
+                self.assertEqual(sorted(rows), sorted(self.inst.query(
+                    "SELECT id, name, encrypted, algorithm, root_key_id FROM encryption_keys")))
+                self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+                self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
+
+    def test_a_backup_killed_after_writing_leaves_a_complete_backup_or_none(self):
+        r = self.backup(env={"INFRA_KEYS_FAILPOINT": "backup-after-write"})
+        self.assertEqual(r.returncode, -9, r.stderr)
+        self.assertEqual(glob.glob(os.path.join(self.inst.dir, "*.tmp-*")), [])
+        self.assertExit(self.inst.run("backup", "--check", self.backup_path, "--passphrase-file", self.pass_file), "ok")
 
 
 if __name__ == "__main__":
