@@ -22,6 +22,18 @@ const std::vector<EncryptedColumn>& known_encrypted_columns() {
     return columns;
 }
 
+std::vector<EncryptedColumn> present_encrypted_columns(const std::function<bool(const EncryptedColumn&)>& has) {
+    std::vector<EncryptedColumn> present;
+    for (const auto& c : known_encrypted_columns())
+        if (has(c)) present.push_back(c);
+    return present;
+}
+
+std::optional<KeyRow> first_row(std::vector<KeyRow> rows) {
+    if (rows.empty()) return std::nullopt;
+    return std::move(rows.front());
+}
+
 // Go's "2006-01-02 15:04:05.999999999-07:00" (the layout the server's SQLite driver writes):
 // nanoseconds with trailing zeros trimmed, and no fraction at all when it is zero.
 std::string now_timestamp() {

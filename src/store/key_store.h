@@ -93,6 +93,10 @@ public:
 
 // The table/column list both stores check for (spec §4, §6).
 const std::vector<EncryptedColumn>& known_encrypted_columns();
+// Those of them for which `has` is true (the database's own schema may lack some), in that order.
+std::vector<EncryptedColumn> present_encrypted_columns(const std::function<bool(const EncryptedColumn&)>& has);
+// The first of `rows`, if any: a key name has at most one live row.
+std::optional<KeyRow> first_row(std::vector<KeyRow> rows);
 
 // Opens SQLite or PostgreSQL as the config says. `create` allows creating a missing SQLite file
 // (init only). `db_url` overrides the config's PostgreSQL fields (--db-url). Throws ik::Error(database).

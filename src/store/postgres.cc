@@ -333,11 +333,7 @@ public:
         if (!done_) db_.conn().rollback_quietly();
     }
 
-    std::optional<KeyRow> live_key(const std::string& name) override {
-        auto rows = db_.live_keys(name);
-        if (rows.empty()) return std::nullopt;
-        return rows.front();
-    }
+    std::optional<KeyRow> live_key(const std::string& name) override { return first_row(db_.live_keys(name)); }
 
     void insert_key(const KeyRow& row) override {
         db_.conn().exec(fmt::format("inserting encryption_keys row {}", row.id),
@@ -482,19 +478,12 @@ public:
 
     void create_key_table() override { db_.conn().exec_script("creating encryption_keys", key_table_ddl); }
 
-    std::optional<KeyRow> live_key(const std::string& name) override {
-        auto rows = db_.live_keys(name);
-        if (rows.empty()) return std::nullopt;
-        return rows.front();
-    }
+    std::optional<KeyRow> live_key(const std::string& name) override { return first_row(db_.live_keys(name)); }
 
     std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
 
     std::vector<EncryptedColumn> encrypted_columns() override {
-        std::vector<EncryptedColumn> present;
-        for (const auto& c : known_encrypted_columns())
-            if (db_.shape(c.table).has(c.column)) present.push_back(c);
-        return present;
+        return present_encrypted_columns([&](const EncryptedColumn& c) { return db_.shape(c.table).has(c.column); });
     }
 
     uint64_t count_values(const EncryptedColumn& column) override {

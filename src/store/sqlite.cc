@@ -169,11 +169,7 @@ public:
         }
     }
 
-    std::optional<KeyRow> live_key(const std::string& name) override {
-        auto rows = db_.live_keys(name);
-        if (rows.empty()) return std::nullopt;
-        return rows.front();
-    }
+    std::optional<KeyRow> live_key(const std::string& name) override { return first_row(db_.live_keys(name)); }
 
     void insert_key(const KeyRow& row) override {
         db_.guarded(fmt::format("inserting encryption_keys row {}", row.id), [&] {
@@ -274,19 +270,12 @@ public:
         });
     }
 
-    std::optional<KeyRow> live_key(const std::string& name) override {
-        auto rows = db_.live_keys(name);
-        if (rows.empty()) return std::nullopt;
-        return rows.front();
-    }
+    std::optional<KeyRow> live_key(const std::string& name) override { return first_row(db_.live_keys(name)); }
 
     std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
 
     std::vector<EncryptedColumn> encrypted_columns() override {
-        std::vector<EncryptedColumn> present;
-        for (const auto& c : known_encrypted_columns())
-            if (db_.shape(c.table).has(c.column)) present.push_back(c);
-        return present;
+        return present_encrypted_columns([&](const EncryptedColumn& c) { return db_.shape(c.table).has(c.column); });
     }
 
     uint64_t count_values(const EncryptedColumn& column) override {
