@@ -19,7 +19,7 @@ struct AwsKmsSettings {
     std::string root_key_id;  // dbEncryptionKey as configured (written to encryption_keys.root_key_id)
     std::string algorithm = "AES_256";  // KeySpec of GenerateDataKey; stored as `algorithm`
     net::sigv4::Credentials credentials;
-    net::TlsOptions tls;      // AWS_CA_BUNDLE
+    net::TlsOptions tls;      // caBundle of the entry, else AWS_CA_BUNDLE
 };
 
 // Settings from the `keys:` entry, then the AWS environment: AWS_ACCESS_KEY_ID/

@@ -17,10 +17,10 @@ struct VaultSettings {
     std::string namespace_name;              // X-Vault-Namespace, empty for none
     std::string transit_mount = "/transit";  // with one leading slash, no trailing one
     std::string key_name = "__infra-root";   // the transit key = the root key id
-    net::TlsOptions tls;                     // VAULT_CACERT
+    net::TlsOptions tls;                     // caBundle of the entry, else VAULT_CACERT
 };
 
-// From the `keys:` entry (`address`, `token` secret reference, `namespace`, `transitMount`),
+// From the `keys:` entry (`address`, `token` secret reference, `namespace`, `transitMount`, `caBundle`),
 // falling back on VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and VAULT_CACERT.
 VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvider& entry,
                              secrets::SecretStorages& storages, const config::Environment& env);
