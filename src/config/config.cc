@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -150,39 +151,45 @@ std::vector<YAML::Node> list_items(const Reader& reader, const Field& field, con
     return out;
 }
 
-void read_keys(const Reader& reader, const Field& field, Config& cfg) {
+// Reads each entry of a `keys:` or `secrets:` list, refusing kinds outside `kinds` (named in the
+// error as `expected`), and hands it to `take` with its path ("keys[2]").
+void read_entries(const Reader& reader, const Field& field, const std::set<std::string>& kinds,
+                  std::string_view what, std::string_view expected,
+                  const std::function<void(Entry&, const std::string&)>& take) {
     auto items = list_items(reader, field, field.written_key);
     for (size_t i = 0; i < items.size(); ++i) {
         std::string path = fmt::format("{}[{}]", field.written_key, i);
         Entry entry = read_entry(reader, items[i], path, field.line);
-        if (!provider_kinds.count(entry.kind))
+        if (!kinds.count(entry.kind))
             reader.error(entry.kind_line, path + ".kind",
-                         fmt::format("unknown key provider kind \"{}\" (expected native, awskms or vault)", entry.kind));
-        if (entry.flat)
-            cfg.warnings.push_back(fmt::format("{}: {}: the Infra server ignores flat keys entries; nest fields under config:",
-                                               reader.where(entry.line), path));
-        cfg.keys.push_back({entry.kind, std::move(entry.options), entry.line});
+                         fmt::format("unknown {} kind \"{}\" (expected {})", what, entry.kind, expected));
+        take(entry, path);
     }
 }
 
+void read_keys(const Reader& reader, const Field& field, Config& cfg) {
+    read_entries(reader, field, provider_kinds, "key provider", "native, awskms or vault",
+                 [&](Entry& entry, const std::string& path) {
+                     if (entry.flat)
+                         cfg.warnings.push_back(fmt::format(
+                             "{}: {}: the Infra server ignores flat keys entries; nest fields under config:",
+                             reader.where(entry.line), path));
+                     cfg.keys.push_back({entry.kind, std::move(entry.options), entry.line});
+                 });
+}
+
 void read_secrets(const Reader& reader, const Field& field, Config& cfg) {
-    auto items = list_items(reader, field, field.written_key);
-    for (size_t i = 0; i < items.size(); ++i) {
-        std::string path = fmt::format("{}[{}]", field.written_key, i);
-        Entry entry = read_entry(reader, items[i], path, field.line);
-        if (!secret_kinds.count(entry.kind))
-            reader.error(entry.kind_line, path + ".kind",
-                         fmt::format("unknown secret storage kind \"{}\" (expected plaintext, env, file, kubernetes, "
-                                     "vault, awsssm or awssecretsmanager)",
-                                     entry.kind));
-        std::string name = entry.name && !entry.name->empty() ? *entry.name : entry.kind;
-        for (const auto& earlier : cfg.secrets)
-            if (earlier.name == name)
-                reader.error(entry.name ? entry.name_line : entry.line, entry.name ? path + ".name" : path,
-                             fmt::format("duplicate secret storage name \"{}\" (also defined on line {})", name,
-                                         earlier.line));
-        cfg.secrets.push_back({entry.kind, name, std::move(entry.options), entry.line});
-    }
+    read_entries(reader, field, secret_kinds, "secret storage",
+                 "plaintext, env, file, kubernetes, vault, awsssm or awssecretsmanager",
+                 [&](Entry& entry, const std::string& path) {
+                     std::string name = entry.name && !entry.name->empty() ? *entry.name : entry.kind;
+                     for (const auto& earlier : cfg.secrets)
+                         if (earlier.name == name)
+                             reader.error(entry.name ? entry.name_line : entry.line, entry.name ? path + ".name" : path,
+                                          fmt::format("duplicate secret storage name \"{}\" (also defined on line {})",
+                                                      name, earlier.line));
+                     cfg.secrets.push_back({entry.kind, name, std::move(entry.options), entry.line});
+                 });
 }
 
 // Which options came from where, so a later check can name the file line or environment variable.
