@@ -16,7 +16,7 @@ import infra
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("INFRA_KEYS_BIN", os.path.join(ROOT, "build", "infra-keys"))
-VECTORS = os.environ.get("INFRA_KEYS_VECTORS", os.path.join(ROOT, "..", "shared", "vectors"))
+VECTORS = os.environ.get("INFRA_KEYS_VECTORS", os.path.join(ROOT, "tests", "vectors"))
 BACKEND = os.environ.get("INFRA_KEYS_TEST_DB", "sqlite")
 
 TEXT_COLUMNS = [("providers", "client_secret"), ("provider_users", "access_token"),

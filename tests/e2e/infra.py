@@ -1,7 +1,7 @@
 """An independent implementation of the Infra server's formats, used as the test oracle.
 
 It is written from the spec, not from infra-keys' C++ code, and checks itself against the
-vectors the Infra server's own code produced (../shared/vectors) before any test trusts it.
+vectors the Infra server's own code produced (tests/vectors) before any test trusts it.
 """
 import base64
 import hashlib
