@@ -26,7 +26,7 @@ constexpr const char* default_provider = "native";
 // What the Helm chart puts under server.config when the values leave them out.
 constexpr const char* helm_db_file = "/var/lib/infrahq/server/sqlite3.db";
 constexpr const char* helm_db_encryption_key = "/var/lib/infrahq/server/sqlite3.db.key";
-// Spec §3: the native provider over Kubernetes keeps its root key in Secret infra-x, key __root_key.
+// docs/infra-format.md §3: the native provider over Kubernetes keeps its root key in Secret infra-x, key __root_key.
 constexpr const char* kubernetes_default_root_key_id = "infra-x/__root_key";
 
 const std::set<std::string> provider_kinds = {"native", "awskms", "vault"};
@@ -334,7 +334,7 @@ bool file_storage_has_base_path(const Config& cfg, const std::string& name) {
 }
 
 // The root key id as the native provider will use it.
-// The server makes dbEncryptionKey absolute even for KMS and Vault ids (spec §6), which only
+// The server makes dbEncryptionKey absolute even for KMS and Vault ids (docs/infra-format.md §1), which only
 // works because those providers ignore what the path looks like. We mirror it only where it
 // means something — native over a file storage with no base path — and keep every other id
 // (a KMS alias, a transit key name, a Kubernetes OBJECT/KEY) exactly as written, because

@@ -1,4 +1,4 @@
-// The Infra sealed-payload format (spec §5): the only place that knows its layout.
+// The Infra sealed-payload format (docs/infra-format.md §5): the only place that knows its layout.
 #pragma once
 
 #include <array>
@@ -58,7 +58,7 @@ std::string seal(const SecretBytes& key, ByteView plaintext, const KeyId& key_id
 SecretBytes unseal(const SecretBytes& key, std::string_view text, const KeyId& expected_key_id);
 
 // Rewrites only the 4-byte key id header field (outside GCM authentication), keeping every
-// other byte, as spec §6 requires when the db key is re-wrapped. Throws UnsealError(malformed).
+// other byte, as docs/infra-format.md §6 requires when the db key is re-wrapped. Throws UnsealError(malformed).
 std::string with_key_id(std::string_view text, const KeyId& new_key_id);
 
 // A reusable opener for scanning many values under one key: holds the cipher object and

@@ -25,7 +25,7 @@ void require_server_stopped(Installation& inst, bool asserted_stopped) {
     for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
     throw Error(ExitCode::refused,
                 fmt::format("{} is in use by {}; stop the Infra server before changing keys", inst.store().describe(), list),
-                "the server caches the wrapped db key and would re-seal values with the old key id (spec §6); "
+                "the server caches the wrapped db key and would re-seal values with the old key id; "
                 "stop it, or pass --server-stopped if these are not Infra servers");
 }
 

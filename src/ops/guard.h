@@ -10,7 +10,7 @@ namespace ik::ops {
 // Throws ik::Error(interrupted) with the command to run when a rotation was cut short.
 void refuse_if_rotation_interrupted(Installation& inst);
 
-// Spec §6: the server caches the wrapped db key and re-seals values with it, so keys must not
+// docs/infra-format.md §6: the server caches the wrapped db key and re-seals values with it, so keys must not
 // change under a running server. Throws ik::Error(refused) naming what uses the database,
 // unless the operator asserts with --server-stopped that nothing does.
 void require_server_stopped(Installation& inst, bool asserted_stopped);

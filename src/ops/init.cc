@@ -16,7 +16,7 @@ uint64_t count_encrypted_values(store::KeyStore& store) {
     return n;
 }
 
-// The server's ids: a positive 63-bit id and a positive 31-bit key_id (spec §4).
+// The server's ids: a positive 63-bit id and a positive 31-bit key_id (docs/infra-format.md §4).
 int64_t random_positive(uint64_t mask) {
     uint64_t value = 0;
     while (value == 0) {

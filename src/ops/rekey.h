@@ -18,7 +18,7 @@ struct NewWrapping {
 };
 
 struct RekeyCounts {
-    uint64_t values = 0;  // values whose key id was rewritten (spec §6)
+    uint64_t values = 0;  // values whose key id was rewritten (docs/infra-format.md §6)
 };
 
 // How the new wrapping is proven before commit: unwrap it with the new root key.
@@ -37,7 +37,7 @@ struct KeyChange {
 KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected);
 
 // In the key change's transaction: writes `next` into the dbkey row, rewrites the key id of every
-// encrypted value from key_id_of(old) to key_id_of(new) (spec §6: the server checks it), proves
+// encrypted value from key_id_of(old) to key_id_of(new) (docs/infra-format.md §6: the server checks it), proves
 // each value still opens and that `unwrap_next` opens the new row, then commits. Anything wrong
 // rolls everything back. `failpoint_prefix` names the points "<prefix>-before-commit"/"-after-commit".
 RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,

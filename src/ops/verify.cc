@@ -9,7 +9,7 @@
 namespace ik::ops {
 namespace {
 
-// Provider options that hold secret references (spec §3); resolving them proves the secrets exist.
+// Provider options that hold secret references (docs/infra-format.md §2); resolving them proves the secrets exist.
 const std::set<std::string> secret_options = {"accesskeyid", "secretaccesskey", "token"};
 
 std::string resolve_secrets(Installation& inst) {

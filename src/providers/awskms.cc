@@ -230,7 +230,7 @@ Bytes AwsKmsProvider::wrap(const SecretBytes& db_key) {
 }
 
 SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) {
-    // Real KMS takes only its own enum here; the configured KeySpec (AES_256) is not one (spec §3).
+    // Real KMS takes only its own enum here; the configured KeySpec (AES_256) is not one (docs/infra-format.md §3).
     std::string answer = call("Decrypt", json{{"CiphertextBlob", base64(wrapped)},
                                               {"KeyId", key_id_},
                                               {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}}

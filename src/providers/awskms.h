@@ -31,7 +31,7 @@ AwsKmsSettings awskms_settings(const config::Config& cfg, const config::KeyProvi
                                secrets::SecretStorages& storages, const config::Environment& env);
 
 // The id to send to KMS for a configured root key id. The server makes dbEncryptionKey absolute
-// even for KMS ids (spec §6), so "/srv/infra/alias/infra" may reach us from a server-written
+// even for KMS ids (docs/infra-format.md §1), so "/srv/infra/alias/infra" may reach us from a server-written
 // configuration: the KMS part (from "arn:", from "alias/", else the last path segment) is used.
 std::string kms_key_id(const std::string& root_key_id);
 

@@ -23,7 +23,7 @@ private:
     SecretBytes value_;
 };
 
-// Spec §5: a native root key has no wrapped form, so the db key it seals carries SHA-256("")'s prefix.
+// docs/infra-format.md §5: a native root key has no wrapped form, so the db key it seals carries SHA-256("")'s prefix.
 const seal::KeyId& root_key_key_id() {
     static const seal::KeyId id = seal::key_id_of(ByteView());
     return id;
@@ -72,7 +72,7 @@ void NativeProvider::create_root_key() {
 }
 
 Bytes NativeProvider::wrap(const SecretBytes& db_key) {
-    // The root key id inside the payload is empty for a native wrap (spec §5); the row carries it.
+    // The root key id inside the payload is empty for a native wrap (docs/infra-format.md §5); the row carries it.
     std::string sealed = seal::seal(root_key(), db_key, root_key_key_id(), "");
     return Bytes(sealed.begin(), sealed.end());
 }

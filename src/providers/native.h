@@ -1,4 +1,4 @@
-// The native root key provider (spec §3): 32 raw bytes in a secret storage seal the db key (spec §5).
+// The native root key provider (docs/infra-format.md §3): 32 raw bytes in a secret storage seal the db key (docs/infra-format.md §5).
 #pragma once
 
 #include <memory>

@@ -1,4 +1,4 @@
-// The root key provider interface (spec §3): what wraps and unwraps the db key.
+// The root key provider interface (docs/infra-format.md §3): what wraps and unwraps the db key.
 #pragma once
 
 #include <memory>

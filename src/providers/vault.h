@@ -26,7 +26,7 @@ VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvide
                              secrets::SecretStorages& storages, const config::Environment& env);
 
 // The transit key name for a configured root key id: "__infra-root" when empty. The server makes
-// dbEncryptionKey absolute (spec §6) and transit names cannot contain '/', so of a path only
+// dbEncryptionKey absolute (docs/infra-format.md §1) and transit names cannot contain '/', so of a path only
 // the last segment is the name.
 std::string transit_key_name(const std::string& root_key_id);
 

@@ -1,4 +1,4 @@
-// Secret storages (spec §2) and the resolution of `KIND:NAME` secret references.
+// Secret storages (docs/infra-format.md §2) and the resolution of `KIND:NAME` secret references.
 #pragma once
 
 #include <map>

@@ -15,7 +15,7 @@ namespace ik::config { struct Config; }
 
 namespace ik::store {
 
-// One row of `encryption_keys` (spec §4).
+// One row of `encryption_keys` (docs/infra-format.md §4).
 struct KeyRow {
     int64_t id = 0;
     int64_t key_id = 0;
@@ -26,7 +26,7 @@ struct KeyRow {
     std::string created_at, updated_at;  // as stored; new rows get the server's format
 };
 
-// A column whose values are sealed by the db key (spec §4, §6).
+// A column whose values are sealed by the db key (docs/infra-format.md §7).
 struct EncryptedColumn {
     std::string table;
     std::string column;
@@ -76,14 +76,14 @@ public:
     virtual std::optional<KeyRow> live_key(const std::string& name) = 0;  // deleted_at IS NULL
     virtual std::vector<KeyRow> live_keys() = 0;
 
-    // The known encrypted columns (spec §4, §6) that exist in this database.
+    // The known encrypted columns (docs/infra-format.md §7) that exist in this database.
     virtual std::vector<EncryptedColumn> encrypted_columns() = 0;
     virtual uint64_t count_values(const EncryptedColumn& column) = 0;  // non-empty values
     // Streams non-empty values in constant memory (one statement/cursor, no table in memory).
     virtual void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) = 0;
 
     // Other clients of this database right now (PostgreSQL sessions), to tell whether the Infra
-    // server is running before a key change (spec §6). SQLite is checked through /proc instead.
+    // server is running before a key change (docs/infra-format.md §6). SQLite is checked through /proc instead.
     virtual std::vector<std::string> other_clients() { return {}; }
 
     // Starts the write transaction and takes the exclusive lock; throws ik::Error(refused) at
@@ -91,7 +91,7 @@ public:
     virtual std::unique_ptr<Transaction> begin_exclusive() = 0;
 };
 
-// The table/column list both stores check for (spec §4, §6).
+// The table/column list both stores check for (docs/infra-format.md §7).
 const std::vector<EncryptedColumn>& known_encrypted_columns();
 // Those of them for which `has` is true (the database's own schema may lack some), in that order.
 std::vector<EncryptedColumn> present_encrypted_columns(const std::function<bool(const EncryptedColumn&)>& has);

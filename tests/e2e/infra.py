@@ -1,6 +1,6 @@
 """An independent implementation of the Infra server's formats, used as the test oracle.
 
-It is written from the spec, not from infra-keys' C++ code, and checks itself against the
+It is written from docs/infra-format.md, not from infra-keys' C++ code, and checks itself against the
 vectors the Infra server's own code produced (tests/vectors) before any test trusts it.
 """
 import base64

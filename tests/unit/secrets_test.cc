@@ -1,4 +1,4 @@
-// Secret references (spec §2): the built-in storages, their base64 options, and the Kubernetes name rules.
+// Secret references (docs/infra-format.md §2): the built-in storages, their base64 options, and the Kubernetes name rules.
 #include <filesystem>
 #include <functional>
 #include <fstream>
