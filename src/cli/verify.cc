@@ -10,16 +10,6 @@
 namespace ik::cli {
 namespace {
 
-std::string reason_name(seal::Failure f) {
-    switch (f) {
-    case seal::Failure::wrong_key: return "wrong_key";
-    case seal::Failure::authentication: return "authentication";
-    case seal::Failure::malformed: return "malformed";
-    case seal::Failure::none: break;
-    }
-    return "none";
-}
-
 nlohmann::json to_json(const ops::VerifyReport& report) {
     nlohmann::json j;
     j["level"] = ops::to_string(report.level);
@@ -28,17 +18,27 @@ nlohmann::json to_json(const ops::VerifyReport& report) {
     j["checks"] = nlohmann::json::array();
     for (const auto& c : report.checks) j["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"detail", c.detail}});
     j["warnings"] = report.warnings;
-    if (report.scan) {
-        j["values"] = report.scan->values();
-        j["failed"] = report.scan->failed();
+    if (report.release) j["release"] = report.release->name();
+    if (report.census) {
+        uint64_t values = 0, failed = 0;
         j["columns"] = nlohmann::json::array();
-        for (const auto& t : report.scan->columns)
-            j["columns"].push_back({{"table", t.column.table}, {"column", t.column.column}, {"values", t.values},
-                                    {"ok", t.values - t.failed}, {"failed", t.failed}});
+        for (const auto* c : report.reported_columns()) {
+            values += ops::counted_values(*c);
+            failed += ops::counted_failures(*c);
+            nlohmann::json key_ids = nlohmann::json::object();
+            for (const auto& [id, n] : c->by_key_id) key_ids[id] = n;
+            j["columns"].push_back({{"table", c->column.table}, {"column", c->column.column},
+                                    {"values", ops::counted_values(*c)}, {"ok", c->sealed},
+                                    {"failed", ops::counted_failures(*c)}, {"sealed_by_release", c->listed},
+                                    {"key_ids", key_ids}});
+        }
+        j["values"] = values;
+        j["failed"] = failed;
+        j["problems"] = report.problem_count;
         j["failures"] = nlohmann::json::array();
-        for (const auto& f : report.scan->failures)
-            j["failures"].push_back({{"table", f.table}, {"column", f.column}, {"row", f.row},
-                                     {"reason", reason_name(f.reason)}, {"detail", f.detail}});
+        for (const auto& f : report.problems)
+            j["failures"].push_back({{"table", f.table}, {"column", f.column}, {"row", f.row}, {"reason", f.reason},
+                                     {"detail", f.detail}});
     }
     if (report.error)
         j["error"] = {{"message", report.error->what()}, {"hint", report.error->hint()},
@@ -48,13 +48,15 @@ nlohmann::json to_json(const ops::VerifyReport& report) {
 
 void print_human(const ops::VerifyReport& report) {
     for (const auto& c : report.checks) out::result("{:<9} {:<4} {}", c.name, c.ok ? "ok" : "FAIL", c.detail);
-    if (report.scan) {
-        for (const auto& t : report.scan->columns)
-            out::result("  {:<36} {:>9} values {:>9} ok {:>6} failed", t.column.name(), t.values,
-                        t.values - t.failed, t.failed);
-        for (const auto& f : report.scan->failures)
-            out::result("  FAIL {}.{} row {}: {}", f.table, f.column, f.row, f.detail);
+    for (const auto* c : report.reported_columns())
+        out::result("  {:<36} {:>9} values {:>9} ok {:>6} failed{}", c->column.name(), ops::counted_values(*c), c->sealed,
+                    ops::counted_failures(*c), c->listed || !report.release ? "" : "  (not sealed by this release)");
+    for (const auto& f : report.problems) {
+        std::string where = f.row.empty() ? "" : " row " + f.row;
+        out::result("  FAIL {}.{}{}: {}: {}", f.table, f.column, where, f.reason, f.detail);
     }
+    if (report.problem_count > report.problems.size())
+        out::result("  … and {} more problems not named here", report.problem_count - report.problems.size());
     if (report.exit_code() == ExitCode::ok) out::result("verify: ok (level {})", ops::to_string(report.level));
     else if (!report.error) out::result("verify: FAILED (level {})", ops::to_string(report.level));
 }
@@ -77,7 +79,7 @@ Command add_verify(CLI::App& app, const GlobalOptions& global) {
         ->check(CLI::Range(1u, 256u));
 
     return {sub, [&global, flags] {
-        ops::ScanOptions scan_options;
+        ops::CensusOptions scan_options;
         scan_options.threads = flags->jobs;
         Progress progress("verify", !flags->json && !global.quiet);
         if (progress.enabled()) scan_options.progress = [&progress](uint64_t done, uint64_t total) { progress.update(done, total); };

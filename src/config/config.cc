@@ -215,6 +215,7 @@ const TextOption text_options[] = {
     {"dbusername", "INFRA_SERVER_DB_USERNAME", "dbUsername", &Config::db_username},
     {"dbpassword", "INFRA_SERVER_DB_PASSWORD", "dbPassword", &Config::db_password},
     {"dbparameters", "INFRA_SERVER_DB_PARAMETERS", "dbParameters", &Config::db_parameters},
+    {"dbconnectionstring", "INFRA_SERVER_DB_CONNECTION_STRING", "dbConnectionString", &Config::db_connection_string},
 };
 constexpr const char* port_env = "INFRA_SERVER_DB_PORT";
 

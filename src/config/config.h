@@ -38,12 +38,14 @@ struct Config {
     std::string db_encryption_key_provider;  // which `keys` entry wraps the db key
     std::string db_host, db_name, db_username, db_password /* a secret reference */, db_parameters;
     int db_port = 0;
+    // v0.15.0+: a libpq connection string (key=value or URI); when set the server ignores dbHost…
+    std::string db_connection_string;
 
     std::vector<KeyProvider> keys;
     std::vector<SecretStorage> secrets;
     std::vector<std::string> warnings;  // e.g. flat `keys:` entries the server itself ignores
 
-    bool uses_postgres() const { return !db_host.empty(); }
+    bool uses_postgres() const { return !db_host.empty() || !db_connection_string.empty(); }
     // The `keys` entry for db_encryption_key_provider, or a default native one.
     KeyProvider active_provider() const;
 };

@@ -211,6 +211,11 @@ std::optional<Bytes> decode_base64(std::string_view text) {
     return out;
 }
 
+bool may_be_payload(std::string_view text) {
+    if (text.size() < minimal_payload_text) return false;
+    return std::all_of(text.begin(), text.end(), [](char c) { return sextet_table[static_cast<uint8_t>(c)] >= 0; });
+}
+
 std::optional<Payload> parse(std::string_view text) {
     auto binary = decode_base64(text);
     if (!binary) return std::nullopt;
@@ -299,9 +304,11 @@ Opener::Opener(Opener&&) noexcept = default;
 
 Failure Opener::open(std::string_view text) {
     plaintext_.clear();
+    found_key_id_.clear();
     if (!decode_base64_into(text, decoded_)) return Failure::malformed;
     auto view = parse_binary(decoded_);
     if (!view) return Failure::malformed;
+    found_key_id_.assign(view->key_id.begin(), view->key_id.end());
     if (!key_id_matches(view->key_id, expected_)) return Failure::wrong_key;
 
     // GCM decrypts in place: copy ciphertext‖tag into the reused plaintext buffer, finish() drops the tag.

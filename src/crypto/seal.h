@@ -47,6 +47,10 @@ std::string encode_base64(ByteView bytes);
 std::optional<Bytes> decode_base64(std::string_view text);
 
 std::optional<Payload> parse(std::string_view text);
+// A cheap test that rules out most plaintext without decoding: a sealed payload is at least
+// minimal_payload_text characters of the base64 alphabet. True does not mean it parses.
+constexpr size_t minimal_payload_text = 32;  // 4 + 16 (tag) + 4 length bytes, in base64
+bool may_be_payload(std::string_view text);
 std::string format(const Payload& payload);
 
 // Seals `plaintext` under `key` (exactly 32 bytes, else throws std::invalid_argument).
@@ -71,11 +75,14 @@ public:
     // Returns Failure::none and leaves the plaintext in `plaintext()` on success.
     Failure open(std::string_view text);
     const SecretBytes& plaintext() const { return plaintext_; }
+    // The key id the last opened value carries (empty when it was malformed).
+    const Bytes& found_key_id() const { return found_key_id_; }
 
 private:
     std::unique_ptr<Botan::AEAD_Mode> cipher_;
     KeyId expected_;
     Bytes decoded_;
+    Bytes found_key_id_;
     SecretBytes plaintext_;
 };
 

@@ -11,6 +11,7 @@
 
 #include "ops/db_key.h"
 #include "ops/guard.h"
+#include "ops/release.h"
 #include "ops/key_slots.h"
 #include "providers/native.h"
 #include "util/error.h"
@@ -171,6 +172,7 @@ Report restore(Installation& inst, const std::string& path, const SecretBytes& p
 
     // 1. The backup must fit the database before anything is written.
     store::KeyStore& store = inst.store(/*create=*/options.with_db_key);
+    refuse_what_the_release_cannot_run(inst);
     std::optional<store::KeyRow> live = store.has_key_table() ? store.live_key(db_key_name) : std::nullopt;
     const backup::KeyRowCopy* saved = db_key_in(contents);
     bool insert_rows = false;

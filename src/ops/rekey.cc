@@ -1,30 +1,66 @@
 #include "ops/rekey.h"
 
-#include "ops/scan.h"
-
+#include "ops/release.h"
 #include "util/error.h"
 #include "util/failpoint.h"
 
 namespace ik::ops {
 namespace {
 
-// Rewrites one column's key ids; a value that does not open under the db key aborts everything,
-// because re-keying it would hide, not fix, the damage.
-uint64_t rekey_column(store::Transaction& tx, const store::EncryptedColumn& column, const SecretBytes& db_key,
-                      const seal::KeyId& old_id, const seal::KeyId& new_id) {
-    seal::Opener opener(db_key, new_id);
+constexpr size_t problems_in_message = 20;
+
+std::vector<ValueProblem> blocking_of(const Census& census) {
+    std::vector<ValueProblem> out;
+    for (const auto& p : census.problems)
+        if (blocks_rekey(p)) out.push_back(p);
+    return out;
+}
+
+std::vector<std::pair<std::string, uint64_t>> sealed_by_column(const Census& census) {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const auto& c : census.columns)
+        if (c.sealed > 0) out.emplace_back(c.column.name(), c.sealed);
+    return out;
+}
+
+// ik::Error(problems) naming the values a re-key cannot carry over: re-keying them would hide the
+// damage, and leaving them would leave them behind.
+void refuse_blocking(const Census& census, store::KeyStore& store) {
+    auto blocking = blocking_of(census);
+    if (blocking.empty()) return;
+    std::string named;
+    for (size_t i = 0; i < blocking.size() && i < problems_in_message; ++i)
+        named += fmt::format("{}{}.{} row {} ({})", i ? "; " : "", blocking[i].table, blocking[i].column,
+                             blocking[i].row, blocking[i].reason);
+    if (blocking.size() > problems_in_message) named += fmt::format("; and {} more", blocking.size() - problems_in_message);
+    throw Error(ExitCode::problems,
+                fmt::format("{} sealed value{} in {} would not open under the new wrapping: {}; nothing changed",
+                            blocking.size(), blocking.size() == 1 ? "" : "s", store.describe(), named),
+                "run `infra-keys verify --level full` to see each one");
+}
+
+// Rewrites one column's key ids from `old_id` to `new_id`, nothing else. The census before proved
+// each of them opens; the census after proves they still do.
+uint64_t rekey_column(store::Transaction& tx, const store::EncryptedColumn& column, const seal::KeyId& old_id,
+                      const seal::KeyId& new_id) {
     return tx.rewrite_values(column, [&](const store::StoredValue& value) -> std::optional<std::string> {
         auto payload = seal::parse(value.text);
-        if (!payload) fail(ExitCode::refused, "{} row {} is not a sealed value; nothing changed (run `infra-keys verify --level full`)", column.name(), value.row);
-        if (!std::equal(payload->key_id.begin(), payload->key_id.end(), old_id.begin(), old_id.end()))
-            fail(ExitCode::refused, "{} row {} is {}; nothing changed (run `infra-keys verify --level full`)",
-                 column.name(), value.row, failure_detail(value.text, seal::Failure::wrong_key, old_id));
-        std::string rekeyed = seal::with_key_id(value.text, new_id);
-        if (opener.open(rekeyed) != seal::Failure::none)
-            fail(ExitCode::refused, "{} row {} does not decrypt with the db key; nothing changed (run `infra-keys verify --level full`)",
-                 column.name(), value.row);
-        return rekeyed;
+        if (!payload || !std::equal(payload->key_id.begin(), payload->key_id.end(), old_id.begin(), old_id.end()))
+            return std::nullopt;
+        return seal::with_key_id(value.text, new_id);
     });
+}
+
+// The proof before commit: the same values, all opening under the new key id, none left behind.
+void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& store) {
+    auto blocking = blocking_of(after);
+    if (!blocking.empty())
+        fail(ExitCode::database, "after re-keying, {}.{} row {} in {} does not open under the new wrapping ({}); "
+             "nothing committed", blocking.front().table, blocking.front().column, blocking.front().row,
+             store.describe(), blocking.front().reason);
+    if (sealed_by_column(before) != sealed_by_column(after))
+        fail(ExitCode::database, "after re-keying, {} holds {} sealed values where it held {} before; nothing committed",
+             store.describe(), after.sealed(), before.sealed());
 }
 
 }  // namespace
@@ -53,6 +89,11 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
     if (!row || row->id != current.row.id || row->encrypted != current.row.encrypted)
         fail(ExitCode::internal, "the dbkey row in {} is not the one this key change began with", store.describe());
 
+    // The census is taken under the lock, inside the transaction: what it finds is what is there.
+    CensusOptions options = census_options(detect_release(store));
+    Census before = take_census(store, current.plaintext, current.key_id, options);
+    refuse_blocking(before, store);
+
     store::KeyRow updated = *row;
     updated.encrypted = next.wrapped;
     updated.algorithm = next.algorithm;
@@ -62,9 +103,17 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
 
     RekeyCounts counts;
     seal::KeyId new_id = seal::key_id_of(next.wrapped);
-    if (new_id != current.key_id)
-        for (const auto& column : change.columns)
-            counts.values += rekey_column(*tx, column, current.plaintext, current.key_id, new_id);
+    if (new_id != current.key_id) {
+        for (const auto& column : before.columns) {
+            if (column.sealed == 0) continue;
+            uint64_t rewritten = rekey_column(*tx, column.column, current.key_id, new_id);
+            if (rewritten != column.sealed)
+                fail(ExitCode::database, "{} changed while infra-keys re-keyed it ({} values rewritten, {} counted); "
+                     "nothing committed", column.column.name(), rewritten, column.sealed);
+            counts.values += rewritten;
+        }
+        prove_rekeyed(before, take_census(store, current.plaintext, new_id, options), store);
+    }
 
     // Proof before commit: the row as now stored opens with the new root key to the same db key.
     auto stored = tx->live_key(db_key_name);
@@ -77,10 +126,20 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
     return counts;
 }
 
+RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current) {
+    Census census = take_census(store, current.plaintext, current.key_id, census_options(detect_release(store)));
+    RekeyPlan plan;
+    plan.values_by_column = sealed_by_column(census);
+    plan.values = census.sealed();
+    plan.blocking = blocking_of(census);
+    return plan;
+}
+
 std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& store) {
-    std::vector<std::pair<std::string, uint64_t>> out;
-    for (const auto& column : store.encrypted_columns()) out.emplace_back(column.name(), store.count_values(column));
-    return out;
+    store::KeyRow row = require_db_key_row(store);
+    CensusOptions options = census_options(detect_release(store));
+    options.open_values = false;
+    return sealed_by_column(take_census(store, {}, seal::key_id_of(row.encrypted), options));
 }
 
 }  // namespace ik::ops

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ops/db_key.h"
+#include "ops/scan.h"
 #include "store/key_store.h"
 
 namespace ik::ops {
@@ -36,17 +37,29 @@ struct KeyChange {
 // second rotation on the same database stops before touching anything, whatever holds its keys.
 KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected);
 
-// In the key change's transaction: writes `next` into the dbkey row, rewrites the key id of every
-// encrypted value from key_id_of(old) to key_id_of(new) (docs/infra-format.md §6: the server checks it), proves
-// each value still opens and that `unwrap_next` opens the new row, then commits. Anything wrong
-// rolls everything back. `failpoint_prefix` names the points "<prefix>-before-commit"/"-after-commit".
+// In the key change's transaction: writes `next` into the dbkey row, takes a census of every text
+// and blob column, rewrites the key id of every value it found sealed by the db key, wherever it
+// is, from key_id_of(old) to key_id_of(new) (docs/infra-format.md §6: the server checks it), then reads the
+// census again and commits only if every one of those values opens under the new wrapping and
+// `unwrap_next` opens the new row. A sealed value that does not open or carries another key id
+// stops it first (ik::Error(problems), naming each). Anything wrong rolls everything back.
+// `failpoint_prefix` names the points "<prefix>-before-commit"/"-after-commit".
 RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
                           const Unwrapper& unwrap_next, const std::string& failpoint_prefix);
 // The same in a key change of its own, for callers that write nothing before it.
 RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
                           const Unwrapper& unwrap_next, const std::string& failpoint_prefix);
 
-// What commit_rewrap would touch, for --dry-run: (column name, non-empty values) pairs.
+struct RekeyPlan {
+    std::vector<std::pair<std::string, uint64_t>> values_by_column;  // "table.column" -> values to re-key
+    uint64_t values = 0;
+    std::vector<ValueProblem> blocking;  // values that would stop the change
+};
+// Read-only census of what re-keying away from `current` would touch and what would block it.
+RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current);
+
+// What commit_rewrap would touch, for --dry-run, from key ids alone (no key needed):
+// (column name, values carrying the live dbkey row's key id) for every column holding any.
 std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& store);
 
 }  // namespace ik::ops

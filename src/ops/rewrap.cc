@@ -6,6 +6,7 @@
 #include "ops/guard.h"
 #include "ops/key_slots.h"
 #include "ops/rekey.h"
+#include "ops/release.h"
 #include "providers/native.h"
 #include "util/error.h"
 #include "util/failpoint.h"
@@ -62,6 +63,7 @@ bool configured_opens(Installation& inst, const store::KeyRow& row) {
 
 RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     refuse_if_rotation_interrupted(inst);
+    refuse_what_the_release_cannot_run(inst);
     std::optional<LockFile> lock;
     if (auto slots = key_slots(inst))
         if (auto dir = slots->lock_directory()) lock.emplace(*dir);

@@ -5,6 +5,7 @@
 #include "ops/guard.h"
 #include "ops/key_slots.h"
 #include "ops/rekey.h"
+#include "ops/release.h"
 #include "ops/verify.h"
 #include "providers/awskms.h"
 #include "providers/native.h"
@@ -229,6 +230,7 @@ RotateResult rotate_awskms(Installation& inst, providers::AwsKmsProvider& kms, c
 
 RotateResult rotate_root(Installation& inst, const RotateOptions& options) {
     if (options.resume && options.dry_run) fail(ExitCode::usage, "rotate-root: --resume cannot be combined with --dry-run");
+    refuse_what_the_release_cannot_run(inst);
     if (auto slots = key_slots(inst)) return rotate_native(inst, *slots, options);
     if (auto* vault = dynamic_cast<providers::VaultProvider*>(inst.provider.get()))
         return rotate_vault(inst, *vault, options);

@@ -6,15 +6,18 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 #include <botan/hex.h>
 #include <fmt/format.h>
 
-// One reader (this thread) streams values out of the database into batches; a few workers, each
-// with its own cipher object, open them. Batches are recycled and the queue is bounded, so memory
-// stays flat at any database size. Failures carry their (column, position) so the report comes
-// out in exactly the order a single-threaded scan would give.
+// One reader (this thread) streams rows out of the database, one statement per table, and puts the
+// values that may be payloads into batches; a few workers, each with its own cipher object,
+// classify and open them. Batches are recycled and the queue is bounded, so memory stays flat at
+// any database size. Problems carry their (column, position) so the report comes out in exactly
+// the order a single-threaded census would give, and each worker keeps only its first
+// problems_named per column: their union holds the first problems_named of every column.
 
 namespace ik::ops {
 namespace {
@@ -23,24 +26,22 @@ constexpr size_t batch_values = 2048;
 constexpr size_t batch_bytes = 1 << 20;
 
 struct Batch {
-    size_t column = 0;
-    uint64_t first = 0;  // position of the first value within its column
+    uint64_t first = 0;  // position (in the whole census) of the first value
     std::string arena;   // row labels and texts, back to back
-    struct Entry { uint32_t row_at, row_size, text_at, text_size; };
+    struct Entry { uint32_t column, row_at, row_size, text_at, text_size; };
     std::vector<Entry> entries;
 
     void clear() {  // a recycled batch must not keep the position of its last use
-        column = 0;
         first = 0;
         arena.clear();
         entries.clear();
     }
-    void add(const store::StoredValue& v) {
-        Entry e{static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(v.row.size()), 0,
-                static_cast<uint32_t>(v.text.size())};
-        arena.append(v.row);
+    void add(uint32_t column, std::string_view row, std::string_view text) {
+        Entry e{column, static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(row.size()), 0,
+                static_cast<uint32_t>(text.size())};
+        arena.append(row);
         e.text_at = static_cast<uint32_t>(arena.size());
-        arena.append(v.text);
+        arena.append(text);
         entries.push_back(e);
     }
     bool full() const { return entries.size() >= batch_values || arena.size() >= batch_bytes; }
@@ -48,10 +49,10 @@ struct Batch {
     std::string_view text(const Entry& e) const { return {arena.data() + e.text_at, e.text_size}; }
 };
 
-struct PositionedFailure {
+struct PositionedProblem {
     size_t column;
     uint64_t position;
-    ValueFailure failure;
+    ValueProblem problem;
 };
 
 // A bounded hand-over of batches between the reader and the workers, plus a pool of empty ones.
@@ -101,32 +102,113 @@ private:
     bool closed_ = false;
 };
 
-void open_batch(seal::Opener& opener, const Batch& batch, const std::vector<store::EncryptedColumn>& columns,
-                const seal::KeyId& key_id, std::vector<PositionedFailure>& failures) {
+// What one worker found: counts per column and the first problems of each column.
+struct WorkerTally {
+    std::vector<ColumnCensus> columns;
+    std::vector<std::vector<PositionedProblem>> problems;  // per column
+    std::vector<std::vector<std::pair<Bytes, uint64_t>>> key_ids;  // per column; hex only at the end
+    uint64_t problem_count = 0;
+
+    void add_key_id(size_t column, const Bytes& key_id) {
+        auto& list = key_ids[column];
+        for (auto& [id, n] : list)
+            if (id == key_id) {
+                ++n;
+                return;
+            }
+        list.emplace_back(key_id, 1);
+    }
+    void add_problem(size_t column, uint64_t position, const store::EncryptedColumn& c, std::string_view row,
+                     std::string reason, std::string detail) {
+        ++problem_count;
+        if (problems[column].size() < problems_named)
+            problems[column].push_back({column, position, {c.table, c.column, std::string(row), std::move(reason),
+                                                           std::move(detail)}});
+    }
+};
+
+// Classifies a value by its key id alone (no decryption): what `status` shows.
+seal::Failure classify(std::string_view text, const seal::KeyId& key_id, Bytes& found) {
+    auto payload = seal::parse(text);
+    if (!payload) return seal::Failure::malformed;
+    found = payload->key_id;
+    return std::equal(found.begin(), found.end(), key_id.begin(), key_id.end()) ? seal::Failure::none
+                                                                              : seal::Failure::wrong_key;
+}
+
+struct CensusContext {
+    const std::vector<ColumnCensus>& columns;  // with `listed` set
+    const seal::KeyId& key_id;
+    const CensusOptions& options;
+};
+
+void census_batch(std::optional<seal::Opener>& opener, const Batch& batch, const CensusContext& ctx, WorkerTally& tally) {
+    Bytes found;
     for (size_t i = 0; i < batch.entries.size(); ++i) {
         const auto& e = batch.entries[i];
-        seal::Failure failure = opener.open(batch.text(e));
-        if (failure == seal::Failure::none) continue;
-        const auto& column = columns[batch.column];
-        failures.push_back({batch.column, batch.first + i,
-                            {column.table, column.column, std::string(batch.row(e)), failure,
-                             failure_detail(batch.text(e), failure, key_id)}});
+        std::string_view text = batch.text(e);
+        seal::Failure failure;
+        if (ctx.options.open_values) {
+            failure = opener->open(text);
+            found = opener->found_key_id();
+        } else {
+            failure = classify(text, ctx.key_id, found);
+        }
+        const ColumnCensus& column = ctx.columns[e.column];
+        ColumnCensus& counts = tally.columns[e.column];
+        uint64_t position = batch.first + i;
+        switch (failure) {
+        case seal::Failure::none:
+            ++counts.sealed;
+            tally.add_key_id(e.column, found);
+            if (!column.listed && ctx.options.name_unlisted)
+                tally.add_problem(e.column, position, column.column, batch.row(e), "unlisted",
+                                  fmt::format("sealed by the db key (key id {}), but {} does not seal this column",
+                                              seal::to_hex(ctx.key_id), ctx.options.release));
+            break;
+        case seal::Failure::wrong_key:
+        case seal::Failure::authentication:
+            ++counts.failed;
+            tally.add_key_id(e.column, found);
+            tally.add_problem(e.column, position, column.column, batch.row(e),
+                              failure == seal::Failure::authentication ? "authentication"
+                              : column.listed                          ? "wrong_key"
+                                                                       : "other_key_id",
+                              failure_detail(text, failure, ctx.key_id));
+            break;
+        case seal::Failure::malformed:
+            ++counts.plaintext;
+            if (column.listed) {
+                bool looks_sealed = seal::may_be_payload(text);
+                tally.add_problem(e.column, position, column.column, batch.row(e), looks_sealed ? "malformed" : "unsealed",
+                                  looks_sealed ? failure_detail(text, failure, ctx.key_id)
+                                               : "plaintext where a sealed value belongs");
+            }
+            break;
+        }
     }
 }
 
-unsigned worker_count(const ScanOptions& options) {
+unsigned worker_count(const CensusOptions& options) {
     if (options.threads > 0) return options.threads;
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace
 
-uint64_t ScanReport::values() const {
+uint64_t Census::sealed() const {
     return std::accumulate(columns.begin(), columns.end(), uint64_t{0},
-                           [](uint64_t n, const ColumnTally& c) { return n + c.values; });
+                           [](uint64_t n, const ColumnCensus& c) { return n + c.sealed; });
 }
 
-uint64_t ScanReport::failed() const { return failures.size(); }
+uint64_t Census::failed() const {
+    return std::accumulate(columns.begin(), columns.end(), uint64_t{0},
+                           [](uint64_t n, const ColumnCensus& c) { return n + c.failed; });
+}
+
+bool blocks_rekey(const ValueProblem& problem) {
+    return problem.reason != "unlisted" && problem.reason != "missing_column";
+}
 
 std::string failure_detail(std::string_view text, seal::Failure reason, const seal::KeyId& expected) {
     switch (reason) {
@@ -145,47 +227,111 @@ std::string failure_detail(std::string_view text, seal::Failure reason, const se
     return "ok";
 }
 
-ScanReport scan_encrypted_values(store::KeyStore& store, const OpenDbKey& db_key, const ScanOptions& options) {
-    ScanReport report;
-    std::vector<store::EncryptedColumn> columns = store.encrypted_columns();
+namespace {
+
+void merge_key_ids(std::vector<std::pair<std::string, uint64_t>>& into,
+                   const std::vector<std::pair<Bytes, uint64_t>>& from) {
+    for (const auto& [bytes, n] : from) {
+        std::string id = Botan::hex_encode(bytes, false);
+        auto it = std::find_if(into.begin(), into.end(), [&](const auto& p) { return p.first == id; });
+        if (it == into.end()) into.emplace_back(id, n);
+        else it->second += n;
+    }
+}
+
+Census merge(std::vector<ColumnCensus> columns, std::vector<WorkerTally>& tallies) {
+    Census census;
+    std::vector<PositionedProblem> all;
+    for (auto& tally : tallies) {
+        for (size_t c = 0; c < columns.size(); ++c) {
+            columns[c].sealed += tally.columns[c].sealed;
+            columns[c].failed += tally.columns[c].failed;
+            columns[c].plaintext += tally.columns[c].plaintext;
+            merge_key_ids(columns[c].by_key_id, tally.key_ids[c]);
+            std::move(tally.problems[c].begin(), tally.problems[c].end(), std::back_inserter(all));
+        }
+        census.problem_count += tally.problem_count;
+    }
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.column, a.position) < std::tie(b.column, b.position);
+    });
+    size_t kept_in_column = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+        kept_in_column = (i > 0 && all[i - 1].column == all[i].column) ? kept_in_column + 1 : 0;
+        if (kept_in_column < problems_named) census.problems.push_back(std::move(all[i].problem));
+    }
+    for (auto& c : columns) std::sort(c.by_key_id.begin(), c.by_key_id.end());
+    census.columns = std::move(columns);
+    return census;
+}
+
+}  // namespace
+
+Census take_census(store::KeyStore& store, const SecretBytes& db_key, const seal::KeyId& key_id,
+                   const CensusOptions& options) {
+    std::vector<store::TableColumns> tables = store.text_columns();
+    std::vector<ColumnCensus> columns;
+    std::vector<size_t> first_column;  // index of each table's first column in `columns`
+    for (const auto& t : tables) {
+        first_column.push_back(columns.size());
+        for (const auto& c : t.columns) {
+            ColumnCensus census;
+            census.column = c;
+            census.listed = options.listed && options.listed(c);
+            columns.push_back(std::move(census));
+        }
+    }
     uint64_t total = 0;
     if (options.progress)
-        for (const auto& column : columns) total += store.count_values(column);
+        for (const auto& t : tables) total += store.count_rows(t.table);
 
+    CensusContext ctx{columns, key_id, options};
     unsigned workers = worker_count(options);
     BatchQueue queue(2 * workers);
-    std::vector<std::vector<PositionedFailure>> failures(workers);
+    std::vector<WorkerTally> tallies(workers);
+    for (auto& t : tallies) {
+        t.columns.resize(columns.size());
+        t.problems.resize(columns.size());
+        t.key_ids.resize(columns.size());
+    }
+    std::vector<uint64_t> skipped(columns.size());  // plaintext the reader ruled out itself
     std::vector<std::thread> threads;
     for (unsigned w = 0; w < workers; ++w)
         threads.emplace_back([&, w] {
-            seal::Opener opener(db_key.plaintext, db_key.key_id);
+            std::optional<seal::Opener> opener;
+            if (options.open_values) opener.emplace(db_key, key_id);
             while (auto batch = queue.pop()) {
-                open_batch(opener, *batch, columns, db_key.key_id, failures[w]);
+                census_batch(opener, *batch, ctx, tallies[w]);
                 queue.recycle(std::move(batch));
             }
         });
 
-    uint64_t done = 0;
+    uint64_t rows = 0, position = 0;
     try {
-        for (size_t c = 0; c < columns.size(); ++c) {
-            ColumnTally tally{columns[c]};
-            auto batch = queue.take_empty();
-            batch->column = c;
-            store.scan_values(columns[c], [&](const store::StoredValue& value) {
-                batch->add(value);
-                ++tally.values;
-                if (batch->full()) {
-                    queue.push(std::move(batch));
-                    batch = queue.take_empty();
-                    batch->column = c;
-                    batch->first = tally.values;
+        auto batch = queue.take_empty();
+        for (size_t t = 0; t < tables.size(); ++t) {
+            store.scan_rows(tables[t], [&](const store::StoredRow& row) {
+                for (size_t i = 0; i < row.values.size(); ++i) {
+                    std::string_view text = row.values[i];
+                    if (text.empty()) continue;
+                    size_t column = first_column[t] + i;
+                    // Plaintext in a column no release seals is never looked at again.
+                    if (!columns[column].listed && !seal::may_be_payload(text)) {
+                        ++skipped[column];
+                        continue;
+                    }
+                    if (batch->entries.empty()) batch->first = position;
+                    batch->add(static_cast<uint32_t>(column), row.row, text);
+                    ++position;
+                    if (batch->full()) {
+                        queue.push(std::move(batch));
+                        batch = queue.take_empty();
+                    }
                 }
-                if (options.progress && (++done & 0xfff) == 0) options.progress(done, total);
-                return true;
+                if (options.progress && (++rows & 0xfff) == 0) options.progress(rows, total);
             });
-            if (!batch->entries.empty()) queue.push(std::move(batch));
-            report.columns.push_back(std::move(tally));
         }
+        if (!batch->entries.empty()) queue.push(std::move(batch));
     } catch (...) {
         queue.close();
         for (auto& t : threads) t.join();
@@ -193,18 +339,9 @@ ScanReport scan_encrypted_values(store::KeyStore& store, const OpenDbKey& db_key
     }
     queue.close();
     for (auto& t : threads) t.join();
-    if (options.progress) options.progress(done, total);
-
-    std::vector<PositionedFailure> all;
-    for (auto& list : failures) std::move(list.begin(), list.end(), std::back_inserter(all));
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.column, a.position) < std::tie(b.column, b.position);
-    });
-    for (auto& f : all) {
-        ++report.columns[f.column].failed;
-        report.failures.push_back(std::move(f.failure));
-    }
-    return report;
+    if (options.progress) options.progress(rows, total);
+    for (size_t c = 0; c < columns.size(); ++c) columns[c].plaintext += skipped[c];
+    return merge(std::move(columns), tallies);
 }
 
 }  // namespace ik::ops

@@ -1,5 +1,6 @@
 #include "ops/verify.h"
 
+#include <algorithm>
 #include <set>
 
 #include "ops/db_key.h"
@@ -68,12 +69,55 @@ OpenDbKey check_db_key(Installation& inst, VerifyReport& report) {
     return key;
 }
 
-void check_values(Installation& inst, const OpenDbKey& key, const ScanOptions& options, VerifyReport& report) {
-    report.scan = scan_encrypted_values(inst.store(), key, options);
-    uint64_t failed = report.scan->failed();
-    report.checks.push_back({"values", failed == 0,
-                             fmt::format("{} of {} encrypted values decrypt", report.scan->values() - failed,
-                                         report.scan->values())});
+void check_release(Installation& inst, VerifyReport& report) {
+    report.release = detect_release(inst.store());
+    if (!report.release) {
+        report.checks.push_back({"release", true, "not told by the database (no Infra migrations): checking the "
+                                                  "columns some release seals"});
+        return;
+    }
+    auto conflicts = release_conflicts(*report.release, inst);
+    report.checks.push_back({"release", conflicts.empty(),
+                             conflicts.empty() ? fmt::format("Infra {} (from the migrations table)", report.release->name())
+                                               : conflicts.front()});
+}
+
+// Columns the release seals that the schema lacks: the database is not what its migrations say.
+std::vector<ValueProblem> missing_columns(const Release& release, const Census& census) {
+    std::vector<ValueProblem> missing;
+    for (const auto& sealed : release.sealed) {
+        bool present = std::any_of(census.columns.begin(), census.columns.end(), [&](const ColumnCensus& c) {
+            return c.column.table == sealed.table && c.column.column == sealed.column;
+        });
+        if (!present)
+            missing.push_back({sealed.table, sealed.column, "", "missing_column",
+                               fmt::format("Infra {} seals this column, but the schema has no such text or blob column",
+                                           release.name())});
+    }
+    return missing;
+}
+
+void check_values(Installation& inst, const OpenDbKey& key, CensusOptions options, VerifyReport& report) {
+    CensusOptions checks = census_options(report.release);
+    options.listed = checks.listed;
+    options.name_unlisted = checks.name_unlisted;
+    options.release = checks.release;
+    report.census = take_census(inst.store(), key.plaintext, key.key_id, options);
+    report.problems = report.census->problems;
+    report.problem_count = report.census->problem_count;
+    if (report.release) {
+        auto missing = missing_columns(*report.release, *report.census);
+        report.problem_count += missing.size();
+        report.problems.insert(report.problems.begin(), missing.begin(), missing.end());
+    }
+    uint64_t values = 0, failed = 0;
+    for (const auto* c : report.reported_columns()) {
+        values += counted_values(*c);
+        failed += counted_failures(*c);
+    }
+    std::string detail = fmt::format("{} of {} encrypted values decrypt", values - failed, values);
+    if (report.problem_count > failed) detail += fmt::format("; {} other problems", report.problem_count - failed);
+    report.checks.push_back({"values", report.problem_count == 0, detail});
 }
 
 }  // namespace
@@ -94,6 +138,24 @@ std::string to_string(VerifyLevel level) {
     return "?";
 }
 
+Census census_by_key_id(Installation& inst, const std::optional<Release>& release) {
+    store::KeyRow row = require_db_key_row(inst.store());
+    CensusOptions options = census_options(release);
+    options.open_values = false;
+    return take_census(inst.store(), {}, seal::key_id_of(row.encrypted), options);
+}
+
+uint64_t counted_values(const ColumnCensus& c) { return c.sealed + c.failed + (c.listed ? c.plaintext : 0); }
+uint64_t counted_failures(const ColumnCensus& c) { return c.failed + (c.listed ? c.plaintext : 0); }
+
+std::vector<const ColumnCensus*> VerifyReport::reported_columns() const {
+    std::vector<const ColumnCensus*> out;
+    if (census)
+        for (const auto& c : census->columns)
+            if (c.listed || c.sealed + c.failed > 0) out.push_back(&c);
+    return out;
+}
+
 ExitCode VerifyReport::exit_code() const {
     if (error) return error->code();
     for (const auto& check : checks)
@@ -103,7 +165,7 @@ ExitCode VerifyReport::exit_code() const {
 
 namespace {
 
-void run_checks(Installation& inst, VerifyLevel level, const ScanOptions& scan_options, VerifyReport& report) {
+void run_checks(Installation& inst, VerifyLevel level, const CensusOptions& scan_options, VerifyReport& report) {
     report.warnings = inst.config.warnings;
     report.checks.push_back({"config", true, describe_config(inst.config)});
     report.checks.push_back({"secrets", true, resolve_secrets(inst)});
@@ -115,6 +177,7 @@ void run_checks(Installation& inst, VerifyLevel level, const ScanOptions& scan_o
         for (const auto& retained : slots->retained())
             report.checks.push_back({"retained", true, slots->describe(retained)});
     OpenDbKey key = check_db_key(inst, report);
+    check_release(inst, report);
     if (level == VerifyLevel::keys) return;
 
     check_values(inst, key, scan_options, report);
@@ -122,7 +185,7 @@ void run_checks(Installation& inst, VerifyLevel level, const ScanOptions& scan_o
 
 }  // namespace
 
-VerifyReport verify(Installation& inst, VerifyLevel level, const ScanOptions& scan_options) {
+VerifyReport verify(Installation& inst, VerifyLevel level, const CensusOptions& scan_options) {
     VerifyReport report;
     report.level = level;
     try {
@@ -133,7 +196,7 @@ VerifyReport verify(Installation& inst, VerifyLevel level, const ScanOptions& sc
     return report;
 }
 
-VerifyReport verify(const Target& target, VerifyLevel level, const ScanOptions& scan_options) {
+VerifyReport verify(const Target& target, VerifyLevel level, const CensusOptions& scan_options) {
     try {
         Installation inst = open(target);
         return verify(inst, level, scan_options);

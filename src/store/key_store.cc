@@ -18,6 +18,8 @@ const std::vector<EncryptedColumn>& known_encrypted_columns() {
         {"root_certificates", "signed_cert", false},
         {"settings", "private_jwk", true},
         {"destination_credentials", "bearer_token", false},
+        {"providers", "private_key", false},
+        {"organizations", "private_jwk", true},
     };
     return columns;
 }
@@ -57,6 +59,7 @@ std::string now_timestamp() {
 std::unique_ptr<KeyStore> open(const config::Config& cfg, const std::string& db_password, bool create,
                                const std::optional<std::string>& db_url) {
     if (db_url) return open_postgres(*db_url, "");
+    if (!cfg.db_connection_string.empty()) return open_postgres_connection_string(cfg.db_connection_string, db_password);
     if (cfg.uses_postgres()) return open_postgres(connection_params(cfg, db_password));
     return open_sqlite(cfg.db_file, create);
 }

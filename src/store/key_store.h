@@ -34,6 +34,21 @@ struct EncryptedColumn {
     std::string name() const { return table + "." + column; }
 };
 
+// A table and every column of it that can hold a sealed value (text and blob columns, docs/infra-format.md §5):
+// what a census reads, in one statement per table.
+struct TableColumns {
+    std::string table;
+    std::vector<EncryptedColumn> columns;
+};
+
+// One row of a census: how to name it, and its values in the order of TableColumns::columns (a
+// NULL reads as empty). The views are valid only inside the callback.
+struct StoredRow {
+    std::string_view row;
+    const std::vector<std::string_view>& values;
+};
+using RowVisitor = std::function<void(const StoredRow&)>;
+
 // One stored value seen during a scan. The views are valid only inside the callback.
 struct StoredValue {
     std::string_view row;  // how to name the row in messages: its id, or its primary key columns
@@ -54,8 +69,11 @@ public:
     virtual std::optional<KeyRow> live_key(const std::string& name) = 0;  // re-read under the lock
     virtual void insert_key(const KeyRow& row) = 0;
     virtual void update_key(const KeyRow& row) = 0;  // by id: encrypted, algorithm, root_key_id, updated_at
-    // Visits every non-empty value of `column` in id order, in bounded memory, and writes back
-    // the ones the rewriter replaces (as TEXT or BLOB, per column.blob). Returns values rewritten.
+    // Visits every non-empty value of `column` in row order, in bounded memory, and writes back
+    // the ones the rewriter replaces (as TEXT or BLOB, per column.blob) with ordinary UPDATEs, so
+    // the table's triggers fire as for the server's own writes. Rows are addressed by primary key,
+    // or in a table without one by SQLite's rowid / PostgreSQL's ctid under the transaction's row
+    // lock (SELECT … FOR UPDATE), which keeps it exact until commit. Returns values rewritten.
     virtual uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) = 0;
     virtual void commit() = 0;
 };
@@ -75,6 +93,17 @@ public:
 
     virtual std::optional<KeyRow> live_key(const std::string& name) = 0;  // deleted_at IS NULL
     virtual std::vector<KeyRow> live_keys() = 0;
+
+    // Every table of the server's schema (SQLite: main; PostgreSQL: the tables the connection's
+    // search_path resolves unqualified names to) but encryption_keys, with its text and blob
+    // columns; in table order.
+    virtual std::vector<TableColumns> text_columns() = 0;
+    // Streams every row of `table` with the values of its columns: one statement (PostgreSQL: one
+    // server-side cursor) per table, constant memory.
+    virtual void scan_rows(const TableColumns& table, const RowVisitor& visit) = 0;
+    virtual uint64_t count_rows(const std::string& table) = 0;
+    // The ids in the `migrations` table (gormigrate's), or nullopt when there is no such table.
+    virtual std::optional<std::vector<std::string>> migration_ids() = 0;
 
     // The known encrypted columns (docs/infra-format.md §7) that exist in this database.
     virtual std::vector<EncryptedColumn> encrypted_columns() = 0;

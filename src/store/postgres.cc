@@ -298,7 +298,14 @@ public:
         return shapes_.emplace(table, std::move(shape)).first->second;
     }
 
-    std::string row_label(const EncryptedColumn& column) { return row_label_sql(shape(column.table), "ctid::text"); }
+    std::string row_label(const std::string& table) { return row_label_sql(shape(table), "ctid::text"); }
+    std::string row_label(const EncryptedColumn& column) { return row_label(column.table); }
+    // ORDER BY for a census or scan of `table`: its row key, or none (ctid order is not stable).
+    std::string row_order(const std::string& table) {
+        std::string order;
+        for (const auto& k : shape(table).row_key()) order += (order.empty() ? " ORDER BY " : ", ") + sql_name(k.name);
+        return order;
+    }
 
 private:
     Connection conn_;
@@ -355,7 +362,10 @@ public:
             fail(ExitCode::database, "postgres {}: encryption_keys row {} not found", db_.target(), row.id);
     }
 
-    uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) override;
+    uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) override {
+        if (db_.shape(column.table).primary_key.empty()) return rewrite_by_ctid(column, rewrite);
+        return rewrite_by_key(column, rewrite);
+    }
 
     void commit() override {
         auto& conn = db_.conn();
@@ -371,6 +381,8 @@ public:
 
 private:
     static Param timestamp(const std::string& text) { return text.empty() ? Param::null_value() : Param::text(text); }
+    uint64_t rewrite_by_key(const EncryptedColumn& column, const ValueRewriter& rewrite);
+    uint64_t rewrite_by_ctid(const EncryptedColumn& column, const ValueRewriter& rewrite);
 
     Database& db_;
     bool done_ = false;
@@ -378,11 +390,10 @@ private:
 
 // Keyset pagination on the primary key: read a page, collect the replacements, then write them
 // all with one UPDATE … FROM unnest(…). Memory is one page; round trips are two per page.
-uint64_t PgTransaction::rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) {
+uint64_t PgTransaction::rewrite_by_key(const EncryptedColumn& column, const ValueRewriter& rewrite) {
     const TableShape& shape = db_.shape(column.table);
     const auto& key = shape.primary_key;
     std::string what = "rewriting " + column.name();
-    if (key.empty()) fail(ExitCode::database, "postgres {}: {} has no primary key; cannot rewrite it", db_.target(), column.table);
 
     std::string table = sql_name(column.table), col = sql_name(column.column), key_list, key_text, after, join, unnest;
     for (size_t i = 0; i < key.size(); ++i) {
@@ -438,6 +449,48 @@ uint64_t PgTransaction::rewrite_values(const EncryptedColumn& column, const Valu
     }
 }
 
+// A table without a primary key (destination_credentials from v0.20): a cursor locks each row as it
+// is fetched (FOR UPDATE), so its ctid cannot change under us until commit, and reads the table as
+// of its start, so the new row versions our UPDATEs create are never visited again. A page's
+// replacements go in one UPDATE whose `ctid = ANY(…)` is a TID scan, not a table scan.
+uint64_t PgTransaction::rewrite_by_ctid(const EncryptedColumn& column, const ValueRewriter& rewrite) {
+    auto& conn = db_.conn();
+    std::string what = "rewriting " + column.name();
+    std::string table = sql_name(column.table), col = sql_name(column.column);
+    conn.exec(what, fmt::format("DECLARE infra_keys_rewrite BINARY NO SCROLL CURSOR FOR SELECT ctid::text, {}, {} "
+                                "FROM {} WHERE {} IS NOT NULL FOR UPDATE",
+                                db_.row_label(column), col, table, col));
+    std::string fetch = fmt::format("FETCH {} FROM infra_keys_rewrite", rewrite_page_rows);
+    std::string update = fmt::format("UPDATE {} SET {} = ($2::{}[])[array_position($1::tid[], ctid)] "
+                                     "WHERE ctid = ANY($1::tid[])",
+                                     table, col, column.blob ? "bytea" : "text");
+    uint64_t rewritten = 0;
+    for (;;) {
+        auto page = conn.exec(what, fetch);
+        std::string ctids, values;
+        size_t replaced = 0;
+        for (int row = 0; row < page.rows(); ++row) {
+            StoredValue value{page.view(row, 1), page.view(row, 2)};
+            if (value.text.empty()) continue;
+            auto replacement = rewrite(value);
+            if (!replacement) continue;
+            append_array_element(ctids, page.view(row, 0));
+            append_array_element(values, column.blob ? bytea_text(*replacement) : *replacement);
+            ++replaced;
+        }
+        if (replaced > 0) {
+            auto r = conn.exec(what, update, {Param::text(ctids + "}"), Param::text(values + "}")});
+            if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(replaced))
+                fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
+                     libpq().PQcmdTuples(r.get()), replaced);
+            rewritten += replaced;
+        }
+        if (page.rows() < rewrite_page_rows) break;
+    }
+    conn.exec(what, "CLOSE infra_keys_rewrite");
+    return rewritten;
+}
+
 // A read-only snapshot for a scan, unless the scan runs inside an open write transaction; either
 // way the scan's cursor is gone afterwards, even when the visitor throws.
 class ReadSnapshot {
@@ -486,6 +539,60 @@ public:
         return present_encrypted_columns([&](const EncryptedColumn& c) { return db_.shape(c.table).has(c.column); });
     }
 
+    std::vector<TableColumns> text_columns() override {
+        auto r = db_.conn().exec(
+            "reading the schema",
+            "SELECT c.relname::text, a.attname::text, a.atttypid = 'bytea'::regtype FROM pg_class c "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'encryption_keys' "
+            "AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY(current_schemas(false))) "
+            "AND to_regclass(quote_ident(c.relname)) = c.oid "
+            "AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'bytea'::regtype) "
+            "ORDER BY c.relname, a.attnum");
+        std::vector<TableColumns> tables;
+        for (int i = 0; i < r.rows(); ++i) {
+            std::string table = r.text(i, 0);
+            if (tables.empty() || tables.back().table != table) tables.push_back({table, {}});
+            tables.back().columns.push_back({table, r.text(i, 1), r.boolean(i, 2)});
+        }
+        return tables;
+    }
+
+    void scan_rows(const TableColumns& table, const RowVisitor& visit) override {
+        auto& conn = db_.conn();
+        std::string what = "reading " + table.table, columns;
+        for (const auto& c : table.columns) columns += ", " + sql_name(c.column);
+        ReadSnapshot snapshot(conn);
+        conn.exec(what, fmt::format("DECLARE infra_keys_scan BINARY NO SCROLL CURSOR FOR SELECT {}{} FROM {}{}",
+                                    db_.row_label(table.table), columns, sql_name(table.table),
+                                    db_.row_order(table.table)));
+        const std::string fetch = fmt::format("FETCH {} FROM infra_keys_scan", scan_fetch_rows);
+        std::vector<std::string_view> values(table.columns.size());
+        for (;;) {
+            auto slice = conn.exec(what, fetch);
+            for (int row = 0; row < slice.rows(); ++row) {
+                for (size_t i = 0; i < values.size(); ++i) values[i] = slice.view(row, static_cast<int>(i) + 1);
+                visit(StoredRow{slice.view(row, 0), values});
+            }
+            if (slice.rows() < scan_fetch_rows) break;
+        }
+        snapshot.finish();
+    }
+
+    uint64_t count_rows(const std::string& table) override {
+        auto r = db_.conn().exec("counting " + table,
+                                 fmt::format("SELECT CAST(count(*) AS TEXT) FROM {}", sql_name(table)));
+        return static_cast<uint64_t>(r.number(0, 0));
+    }
+
+    std::optional<std::vector<std::string>> migration_ids() override {
+        if (!db_.has_table("migrations")) return std::nullopt;
+        auto r = db_.conn().exec("reading migrations", "SELECT CAST(id AS TEXT) FROM migrations WHERE id IS NOT NULL");
+        std::vector<std::string> ids;
+        for (int i = 0; i < r.rows(); ++i) ids.push_back(r.text(i, 0));
+        return ids;
+    }
+
     uint64_t count_values(const EncryptedColumn& column) override {
         auto col = sql_name(column.column);
         auto r = db_.conn().exec("counting " + column.name(),
@@ -499,15 +606,12 @@ public:
     void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) override {
         auto& conn = db_.conn();
         std::string what = "reading " + column.name();
-        const TableShape& shape = db_.shape(column.table);
-        std::string order;
-        for (const auto& k : shape.row_key()) order += (order.empty() ? "" : ", ") + sql_name(k.name);
         auto col = sql_name(column.column);
         ReadSnapshot snapshot(conn);
         conn.exec(what, fmt::format("DECLARE infra_keys_scan BINARY NO SCROLL CURSOR FOR SELECT {} AS row_label, "
-                                    "{} AS value FROM {} WHERE {} IS NOT NULL{}{}",
+                                    "{} AS value FROM {} WHERE {} IS NOT NULL{}",
                                     db_.row_label(column), col, sql_name(column.table), col,
-                                    order.empty() ? "" : " ORDER BY ", order));
+                                    db_.row_order(column.table)));
         const std::string fetch = fmt::format("FETCH {} FROM infra_keys_scan", scan_fetch_rows);
         bool more = true;
         while (more) {
@@ -588,6 +692,16 @@ ConnectionParams connection_params(const config::Config& cfg, const std::string&
 
 std::unique_ptr<KeyStore> open_postgres(const ConnectionParams& params) {
     return connect(params, /*expand_dbname=*/false, target_of(params), "");
+}
+
+std::unique_ptr<KeyStore> open_postgres_connection_string(const std::string& conninfo, const std::string& db_password) {
+    auto parsed = parse_conninfo(conninfo, "dbConnectionString");
+    // The string's own settings win over dbPassword: libpq applies an expanded dbname where it
+    // stands, over the keywords before it.
+    ConnectionParams params;
+    if (!db_password.empty()) params.emplace_back("password", db_password);
+    params.emplace_back("dbname", conninfo);
+    return connect(params, /*expand_dbname=*/true, target_of(parsed), "");
 }
 
 std::unique_ptr<KeyStore> open_postgres(const std::string& conninfo, const std::string& description) {

@@ -16,6 +16,9 @@ using ConnectionParams = std::vector<std::pair<std::string, std::string>>;
 // Connects with separate keywords, so a password is never spliced into a conninfo string.
 std::unique_ptr<KeyStore> open_postgres(const ConnectionParams& params);
 
+// The server's dbConnectionString (v0.15.0+), with dbPassword as the password it does not give.
+std::unique_ptr<KeyStore> open_postgres_connection_string(const std::string& conninfo, const std::string& db_password);
+
 // The server's dbHost/dbPort/dbName/dbUsername/dbPassword/dbParameters as libpq keywords.
 ConnectionParams connection_params(const config::Config& cfg, const std::string& db_password);
 

@@ -52,6 +52,17 @@ KeyRow read_key_row(SQLite::Statement& s) {
     return row;
 }
 
+// SQLite's type affinity rules (datatype3.html §3.1): TEXT for CHAR/CLOB/TEXT, BLOB for BLOB or
+// no type, unless INT comes first. Only those two can hold a sealed value the server wrote.
+std::optional<bool> sealable_as_blob(std::string type) {
+    for (auto& c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    auto has = [&](const char* word) { return type.find(word) != std::string::npos; };
+    if (has("INT")) return std::nullopt;
+    if (has("CHAR") || has("CLOB") || has("TEXT")) return false;
+    if (has("BLOB") || type.empty()) return true;
+    return std::nullopt;
+}
+
 void bind_bytes(SQLite::Statement& s, int index, std::string_view bytes, bool blob) {
     if (blob)
         s.bind(index, bytes.data(), static_cast<int>(bytes.size()));
@@ -125,9 +136,8 @@ public:
         return shapes_.emplace(table, std::move(shape)).first->second;
     }
 
-    std::string row_label(const EncryptedColumn& column) {
-        return row_label_sql(shape(column.table), "CAST(rowid AS TEXT)");
-    }
+    std::string row_label(const std::string& table) { return row_label_sql(shape(table), "CAST(rowid AS TEXT)"); }
+    std::string row_label(const EncryptedColumn& column) { return row_label(column.table); }
 
     bool in_transaction() { return sqlite3_get_autocommit(db_.getHandle()) == 0; }
 
@@ -273,6 +283,55 @@ public:
     std::optional<KeyRow> live_key(const std::string& name) override { return first_row(db_.live_keys(name)); }
 
     std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
+
+    std::vector<TableColumns> text_columns() override {
+        return db_.guarded("reading the schema", [&] {
+            SQLite::Statement s(db_.handle(),
+                                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p "
+                                "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                                "AND m.name <> 'encryption_keys' ORDER BY m.name, p.cid");
+            std::vector<TableColumns> tables;
+            while (s.executeStep()) {
+                std::string table = s.getColumn(0).getString();
+                auto blob = sealable_as_blob(s.getColumn(2).getString());
+                if (!blob) continue;
+                if (tables.empty() || tables.back().table != table) tables.push_back({table, {}});
+                tables.back().columns.push_back({table, s.getColumn(1).getString(), *blob});
+            }
+            return tables;
+        });
+    }
+
+    void scan_rows(const TableColumns& table, const RowVisitor& visit) override {
+        db_.guarded("reading " + table.table, [&] {
+            std::string columns;
+            for (const auto& c : table.columns) columns += ", " + sql_name(c.column);
+            SQLite::Statement s(db_.handle(), fmt::format("SELECT {}{} FROM {} ORDER BY rowid", db_.row_label(table.table),
+                                                          columns, sql_name(table.table)));
+            std::vector<std::string_view> values(table.columns.size());
+            while (s.executeStep()) {
+                for (size_t i = 0; i < values.size(); ++i) values[i] = bytes_of(s.getColumn(static_cast<int>(i) + 1));
+                visit(StoredRow{bytes_of(s.getColumn(0)), values});
+            }
+        });
+    }
+
+    uint64_t count_rows(const std::string& table) override {
+        return db_.guarded("counting " + table, [&] {
+            return static_cast<uint64_t>(
+                db_.handle().execAndGet(fmt::format("SELECT count(*) FROM {}", sql_name(table))).getInt64());
+        });
+    }
+
+    std::optional<std::vector<std::string>> migration_ids() override {
+        if (!db_.has_table("migrations")) return std::nullopt;
+        return db_.guarded("reading migrations", [&] {
+            SQLite::Statement s(db_.handle(), "SELECT CAST(id AS TEXT) FROM migrations WHERE id IS NOT NULL");
+            std::vector<std::string> ids;
+            while (s.executeStep()) ids.push_back(s.getColumn(0).getString());
+            return ids;
+        });
+    }
 
     std::vector<EncryptedColumn> encrypted_columns() override {
         return present_encrypted_columns([&](const EncryptedColumn& c) { return db_.shape(c.table).has(c.column); });

@@ -125,7 +125,7 @@ class VerifyTest(E2E):
         self.assertExit(r, "problems")
         failures = {(f["table"], f["column"], f["row"]): f["reason"] for f in json.loads(r.stdout)["failures"]}
         self.assertEqual(failures, {("provider_users", "access_token", "identity_id=1,provider_id=1"): "wrong_key",
-                                    ("root_certificates", "signed_cert", "2"): "malformed"})
+                                    ("root_certificates", "signed_cert", "2"): "unsealed"})
 
     def test_parallel_and_single_threaded_scans_report_the_same_failures(self):
         self.inst.add_values(3000, start=100)

@@ -1,0 +1,237 @@
+"""Every Infra release family: the census finds every sealed value, and every key change carries
+all of them over, checked by the independent reader (infra.py) as the server would read them.
+
+Runs on SQLite (the families that had it, up to v0.15.1) and, under e2e-postgres, on PostgreSQL
+(every family)."""
+import json
+import os
+import select
+import shutil
+import unittest
+
+import infra
+import releases
+from harness import BACKEND, E2E, read_file
+
+PASSPHRASE = "correct horse battery staple"
+FAMILIES = list(releases.FAMILIES) if BACKEND == "postgres" else releases.SQLITE_FAMILIES
+
+
+class ReleaseFamilies(E2E):
+    def fixture(self, family):
+        self.inst.close()
+        self.inst = type(self.inst)()
+        return releases.Fixture(self.inst, family).build()
+
+    def for_each_family(self, check):
+        for family in FAMILIES:
+            with self.subTest(family=family):
+                check(self.fixture(family))
+
+    def verify_json(self):
+        r = self.inst.run("verify", "--level", "full", "--json")
+        return r, json.loads(r.stdout)
+
+    # --- the census ---------------------------------------------------------------------------
+    def test_verify_full_counts_every_sealed_value_of_every_family(self):
+        def check(fx):
+            r, report = self.verify_json()
+            self.assertExit(r, "ok")
+            self.assertEqual(report["release"], fx.family)
+            self.assertEqual(report["values"], len(fx.sealed))
+            self.assertEqual(report["failures"], [])
+            sealed = {(t, c) for t, c, _ in releases.sealed_columns(fx.version)}
+            listed = {(c["table"], c["column"]) for c in report["columns"] if c["sealed_by_release"]}
+            self.assertEqual(listed, sealed)
+        self.for_each_family(check)
+
+    def test_status_shows_the_release_and_values_per_column_and_key_id(self):
+        def check(fx):
+            r = self.inst.run("status")
+            self.assertExit(r, "ok")
+            self.assertIn(f"Infra {fx.family}", r.stdout)
+            kid = fx.kid.hex()
+            for table, column, _ in releases.sealed_columns(fx.version):
+                count = sum(1 for (t, c, _r) in fx.sealed if (t, c) == (table, column))
+                if count:
+                    self.assertRegex(r.stdout, rf"{table}\.{column}\s+key id {kid} \(db key\)\s+{count} values")
+        self.for_each_family(check)
+
+    # --- every key change carries every sealed value over -------------------------------------
+    def test_rotate_root_leaves_every_sealed_value_opening_under_the_new_key(self):
+        def check(fx):
+            old_key = read_file(self.inst.key_path)
+            r = self.inst.run("rotate-root")
+            self.assertExit(r, "ok")
+            self.assertIn(f"{len(fx.sealed)} encrypted values re-keyed", r.stdout)
+            self.assertNotEqual(read_file(self.inst.key_path), old_key)
+            fx.check_all_open(self)
+            self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        self.for_each_family(check)
+
+    def test_rewrap_from_key_after_the_key_was_replaced_by_hand(self):
+        def check(fx):
+            old = os.path.join(self.inst.dir, "old.key")
+            shutil.copy(self.inst.key_path, old)
+            with open(self.inst.key_path, "wb") as f:
+                f.write(releases.helm_root_key())
+            r = self.inst.run("rewrap", "--from-key", old)
+            self.assertExit(r, "ok")
+            fx.check_all_open(self)
+        self.for_each_family(check)
+
+    def test_rewrap_from_config_moves_to_the_configured_root_key(self):
+        def check(fx):
+            old_key = os.path.join(self.inst.dir, "previous.key")
+            os.rename(self.inst.key_path, old_key)
+            old_config = os.path.join(self.inst.dir, "old.yaml")
+            with open(self.inst.config_path) as f:
+                text = f.read()
+            with open(old_config, "w") as f:
+                f.write(text.replace(self.inst.key_path, old_key))
+            r = self.inst.run("rewrap", "--from-config", old_config)
+            self.assertExit(r, "ok")
+            self.assertTrue(os.path.exists(self.inst.key_path))
+            fx.check_all_open(self)
+        self.for_each_family(check)
+
+    def test_restore_after_the_key_was_lost(self):
+        def check(fx):
+            pass_file = os.path.join(self.inst.dir, "passphrase")
+            with open(pass_file, "w") as f:
+                f.write(PASSPHRASE + "\n")
+            backup = os.path.join(self.inst.dir, "keys.backup")
+            self.assertExit(self.inst.run("rotate-root"), "ok")
+            self.assertExit(self.inst.run("backup", "--output", backup, "--passphrase-file", pass_file,
+                                          "--kdf-memory", "1", "--kdf-iterations", "1"), "ok")
+            key = read_file(self.inst.key_path)
+            os.remove(self.inst.key_path)
+            self.assertExit(self.inst.run("restore", backup, "--passphrase-file", pass_file), "ok")
+            self.assertEqual(read_file(self.inst.key_path), key)
+            fx.check_all_open(self)
+        self.for_each_family(check)
+
+    # --- values the release does not explain ---------------------------------------------------
+    def test_a_sealed_value_in_an_unknown_table_is_named_and_re_keyed(self):
+        def check(fx):
+            fx.add_unknown_table()
+            r, report = self.verify_json()
+            self.assertExit(r, "problems")
+            self.assertEqual([(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]],
+                             [("vendor_extension", "secret", "1", "unlisted")])
+            self.assertExit(self.inst.run("rotate-root"), "ok")
+            fx.check_all_open(self)
+        self.for_each_family(check)
+
+    def test_a_value_under_another_key_blocks_every_key_change_and_changes_nothing(self):
+        def check(fx):
+            fx.add_unknown_table(key=os.urandom(32), key_id=b"\x01\x02\x03\x04")
+            # rotate-root writes its new key before the transaction (kept for --resume): the
+            # database is what must not change.
+            before = fx.snapshot(files=False)
+            r = self.inst.run("rotate-root")
+            self.assertExit(r, "problems")
+            self.assertIn("vendor_extension.secret row 1 (other_key_id)", r.stderr)
+            self.assertEqual(before, fx.snapshot(files=False))
+            for name in os.listdir(self.inst.dir):
+                if ".retired" in name or name.endswith(".new"):
+                    os.remove(os.path.join(self.inst.dir, name))
+            # The same for a rewrap after the key was replaced by hand.
+            old = os.path.join(self.inst.dir, "old.key")
+            shutil.copy(self.inst.key_path, old)
+            with open(self.inst.key_path, "wb") as f:
+                f.write(os.urandom(32))
+            before = fx.snapshot()
+            r = self.inst.run("rewrap", "--from-key", old)
+            self.assertExit(r, "problems")
+            self.assertIn("vendor_extension.secret row 1 (other_key_id)", r.stderr)
+            self.assertEqual(before, fx.snapshot())
+            shutil.copy(old, self.inst.key_path)
+            _, report = self.verify_json()
+            self.assertIn(("vendor_extension", "secret", "1", "other_key_id"),
+                          [(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]])
+        self.for_each_family(check)
+
+    def test_a_listed_column_missing_from_the_schema_is_named(self):
+        fx = self.fixture(FAMILIES[-1])
+        table, column, _ = releases.sealed_columns(fx.version)[0]  # providers.client_secret
+        self.inst.execute(f'ALTER TABLE "{table}" RENAME COLUMN "{column}" TO "{column}_old"')
+        r, report = self.verify_json()
+        self.assertExit(r, "problems")
+        self.assertIn((table, column, "", "missing_column"),
+                      [(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]])
+
+    def test_plaintext_in_a_sealed_column_is_named(self):
+        fx = self.fixture(FAMILIES[-1])
+        self.inst.execute("UPDATE providers SET client_secret = 'hunter2' WHERE id = 1")
+        r, report = self.verify_json()
+        self.assertExit(r, "problems")
+        self.assertEqual([(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]],
+                         [("providers", "client_secret", "1", "unsealed")])
+        self.assertIn("providers.client_secret row 1: unsealed", self.inst.run("verify", "--level", "full").stdout)
+        del fx
+
+
+@unittest.skipUnless(BACKEND == "postgres", "releases from v0.15.2 run on PostgreSQL only")
+class PostgresOnlyReleases(E2E):
+    def fixture(self, family):
+        return releases.Fixture(self.inst, family).build()
+
+    def test_pk_less_destination_credentials_are_rewritten_and_their_trigger_fires(self):
+        fx = self.fixture("v0.20.0")
+        listener = self.inst.db.connect()
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN destination_credentials_1")
+        try:
+            r = self.inst.run("rotate-root", "--server-stopped")
+            self.assertExit(r, "ok")
+            sealed = sorted(row for (t, _c, row) in fx.sealed if t == "destination_credentials")
+            notified = []
+            while len(notified) < len(sealed) and select.select([listener], [], [], 5) != ([], [], []):
+                listener.poll()
+                notified += [n.payload for n in listener.notifies]
+                listener.notifies.clear()
+            self.assertEqual(sorted(notified), sealed)
+        finally:
+            listener.close()
+        fx.check_all_open(self)
+
+    def test_v0_21_refuses_a_root_key_provider_it_cannot_start_with(self):
+        fx = self.fixture("v0.21.0")
+        before = fx.snapshot()
+        self.inst.write_config("dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
+                               "      address: https://127.0.0.1:1\n      token: plaintext:t\n")
+        for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path]):
+            r = self.inst.run(*args)
+            self.assertExit(r, "refused")
+            self.assertIn("v0.21.0", r.stderr)
+            self.assertIn("native root key in a file", r.stderr)
+        self.assertEqual(before, fx.snapshot())
+
+    def test_db_connection_string_is_honoured(self):
+        fx = self.fixture("v0.18.1 – v0.18.x")
+        with open(self.inst.config_path, "w") as f:
+            f.write(f"dbConnectionString: {self.inst.db.conninfo}\ndbEncryptionKey: {self.inst.key_path}\n")
+        r = self.inst.run("verify", "--level", "full", "--json")
+        self.assertExit(r, "ok")
+        self.assertEqual(json.loads(r.stdout)["values"], len(fx.sealed))
+        self.assertExit(self.inst.run("rotate-root"), "ok")
+        fx.check_all_open(self)
+
+
+@unittest.skipUnless(BACKEND == "sqlite", "a SQLite file")
+class SqliteWithoutSqliteRelease(E2E):
+    def test_a_release_without_sqlite_is_named_when_the_config_points_at_sqlite(self):
+        fx = releases.Fixture(self.inst, "v0.16.0 – v0.16.1").build()
+        before = fx.snapshot()
+        r = self.inst.run("verify", "--level", "full")
+        self.assertExit(r, "problems")
+        self.assertIn("PostgreSQL only", r.stdout)
+        r = self.inst.run("rotate-root")
+        self.assertExit(r, "refused")
+        self.assertIn("PostgreSQL only", r.stderr)
+        self.assertEqual(before, fx.snapshot())
+
+
+if __name__ == "__main__":
+    unittest.main()
