@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include <fmt/ranges.h>
+
 #include "ops/db_key.h"
 #include "ops/guard.h"
 #include "ops/key_slots.h"
@@ -27,8 +29,9 @@ std::string resolve_secrets(Installation& inst) {
 }
 
 std::string describe_config(const config::Config& cfg) {
-    return fmt::format("{} ({} provider, root key id {})", cfg.source.empty() ? "built-in defaults" : cfg.source,
-                       cfg.db_encryption_key_provider, cfg.db_encryption_key);
+    return fmt::format("{} ({} provider, root key id {}){}", cfg.source.empty() ? "built-in defaults" : cfg.source,
+                       cfg.db_encryption_key_provider, cfg.db_encryption_key,
+                       cfg.overrides.empty() ? "" : fmt::format("; overridden by {}", fmt::join(cfg.overrides, ", ")));
 }
 
 void check_root_key(Installation& inst, VerifyReport& report) {
