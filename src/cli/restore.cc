@@ -26,6 +26,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
     return {sub, [&global, flags] {
         ops::Installation inst = ops::open(global.target);
         flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
+        flags->passphrase.stdin_taken = flags->file == "-";
         ops::Report report = ops::restore(inst, flags->file, passphrase::read(flags->passphrase), flags->options);
         for (const auto& line : report.lines) out::result("{}", line);
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");

@@ -33,7 +33,14 @@ Error root_key_missing(const providers::RootKeyProvider& provider) {
 }
 
 OpenDbKey open_db_key(Installation& inst) {
-    return open_db_key(*inst.provider, require_db_key_row(inst.store()));
+    store::KeyRow row = require_db_key_row(inst.store());
+    try {
+        return open_db_key(*inst.provider, row);
+    } catch (const Error& e) {
+        // Which database's row the key does not open: with several installations, the first question.
+        if (e.code() != ExitCode::wrong_key) throw;
+        throw Error(e.code(), fmt::format("{}: dbkey row {} in {}", e.what(), row.id, inst.store().describe()), e.hint());
+    }
 }
 
 }  // namespace ik::ops

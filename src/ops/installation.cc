@@ -1,11 +1,16 @@
 #include "ops/installation.h"
 
+#include <fmt/ranges.h>
+
+#include "util/output.h"
+
 namespace ik::ops {
 
 store::KeyStore& Installation::store(bool create) {
     if (!store_) {
         std::string password = config.db_password.empty() ? "" : secrets->resolve_text(config.db_password);
         store_ = store::open(config, password, create, db_url);
+        out::detail("database: {}", store_->describe());
     }
     return *store_;
 }
@@ -22,6 +27,9 @@ Installation open(const Target& target) {
     inst.config = config::load(config::config_path(target.config_path, inst.env), inst.env);
     inst.secrets = std::make_unique<secrets::SecretStorages>(inst.config, inst.env);
     inst.provider = providers::make(inst.config, *inst.secrets);
+    out::detail("config: {}{}", inst.config.source.empty() ? "none, the server's defaults" : inst.config.source,
+                inst.config.overrides.empty() ? "" : fmt::format(" (overridden by {})", fmt::join(inst.config.overrides, ", ")));
+    out::detail("root key: {}", inst.provider->describe());
     inst.db_url = target.db_url;
     return inst;
 }
