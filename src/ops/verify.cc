@@ -1,5 +1,6 @@
 #include "ops/verify.h"
 
+#include <algorithm>
 #include <set>
 
 #include <fmt/ranges.h>
@@ -123,6 +124,26 @@ void run_checks(Installation& inst, VerifyLevel level, const ScanOptions& scan_o
     check_values(inst, key, scan_options, report);
 }
 
+// The check an error stopped, marked failed in the report (so --json lists it): an error of the
+// root key itself (missing, malformed, unreachable) fails "root key" even after it was found.
+void mark_failed_check(VerifyReport& report, const Error& e) {
+    auto done = [&](const char* name) {
+        return std::any_of(report.checks.begin(), report.checks.end(), [&](const Check& c) { return c.name == name; });
+    };
+    std::string name = e.code() == ExitCode::provider    ? "root key"
+                       : e.code() == ExitCode::usage     ? (done("config") ? "secrets" : "config")
+                       : e.code() == ExitCode::interrupted ? "rotation"
+                       : done("db key")                  ? "values"
+                                                         : "db key";
+    for (auto& check : report.checks)
+        if (check.name == name) {
+            check.ok = false;
+            check.detail = e.what();
+            return;
+        }
+    report.checks.push_back({name, false, e.what()});
+}
+
 }  // namespace
 
 VerifyReport verify(Installation& inst, VerifyLevel level, const ScanOptions& scan_options) {
@@ -132,6 +153,7 @@ VerifyReport verify(Installation& inst, VerifyLevel level, const ScanOptions& sc
         run_checks(inst, level, scan_options, report);
     } catch (const Error& e) {
         report.error = e;
+        mark_failed_check(report, e);
     }
     return report;
 }
@@ -144,6 +166,7 @@ VerifyReport verify(const Target& target, VerifyLevel level, const ScanOptions& 
         VerifyReport report;
         report.level = level;
         report.error = e;
+        mark_failed_check(report, e);
         return report;
     }
 }

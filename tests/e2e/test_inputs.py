@@ -351,6 +351,20 @@ class RootKeyDiagnosisTest(E2E):
                 self.assertIn("xxd -r -p", err)
                 self.apply_fix(err)
 
+    def test_the_malformed_key_fails_the_root_key_check_and_json_lists_it(self):
+        with open(self.inst.key_path, "wb") as f:
+            f.write(self.key + b"\n")
+        r = self.inst.run("verify")
+        self.assertExit(r, "provider")
+        self.assertNotRegex(r.stdout, r"root key +ok")
+        self.assertRegex(r.stdout, r"root key +FAIL .*33 bytes")
+        r = self.inst.run("verify", "--json")
+        report = json.loads(r.stdout)
+        failing = [c for c in report["checks"] if not c["ok"]]
+        self.assertEqual([c["name"] for c in failing], ["root key"], report["checks"])
+        self.assertIn("33 bytes", failing[0]["detail"])
+        self.assertEqual(report["error"]["exit_code"], 3)
+
     def test_other_sizes_get_no_guess(self):
         err = self.diagnose(os.urandom(31))
         self.assertNotIn("text of a", err)
@@ -393,6 +407,17 @@ class ExitCodeTableTest(E2E):
         row = self.inst.db_key_row()
         self.assertIn(f"dbkey row {row['id']} in ", r.stderr)
         self.assertIn(self.inst.db.path if hasattr(self.inst.db, "path") else self.inst.db.name, r.stderr)
+
+    def test_5_a_native_config_against_a_vault_wrapped_row_names_the_mismatch(self):
+        self.inst.execute("UPDATE encryption_keys SET encrypted = ?, algorithm = 'aes256-gcm96', root_key_id = 'infra' "
+                          "WHERE name = 'dbkey'", (b"vault:v1:" + b"A" * 60,))
+        before = digests(self.inst.dir)
+        r = self.inst.run("verify")
+        self.assertExit(r, "wrong_key")
+        self.assertIn("was wrapped by the vault provider (algorithm aes256-gcm96), but the config uses the native "
+                      "provider", r.stderr)
+        self.assertIn("dbEncryptionKeyProvider: vault", r.stderr)
+        self.assertEqual(before, digests(self.inst.dir))
 
     def test_6_backup_with_the_wrong_passphrase(self):
         backup = os.path.join(self.inst.dir, "keys.backup")
