@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <new>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -84,6 +85,12 @@ int main(int argc, char** argv) {
         return static_cast<int>(ik::ExitCode::usage);
     } catch (const ik::Error& e) {
         return report(e);
+    } catch (const std::bad_alloc&) {
+        // In practice Argon2id's memory (--kdf-memory, or a backup's header) on a small host or under a
+        // memory limit: the host's limit, not a bug. Nothing was written (backups are written after it).
+        return report(ik::Error(ik::ExitCode::usage, "not enough memory for this command (Argon2id needs its kdf memory at once)",
+                                "run it where more memory is available (or under a higher memory limit); a new "
+                                "backup can use a smaller --kdf-memory"));
     } catch (const std::exception& e) {
         return report(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
     }

@@ -439,6 +439,19 @@ class ExitCodeTableTest(E2E):
         finally:
             other.close()
 
+    def test_2_argon2_memory_the_host_cannot_give_is_a_clear_error(self):
+        backup = os.path.join(self.inst.dir, "keys.backup")
+        before = digests(self.inst.dir)
+        # 4 GiB of Argon2id under a 1 GiB address-space limit.
+        r = subprocess.run(["/bin/sh", "-c", 'ulimit -v 1048576 && exec "$@"', "sh", BIN, "--config",
+                            self.inst.config_path, "backup", "-o", backup, "--passphrase-file", self.pass_file,
+                            "--kdf-memory", "4096", "--kdf-iterations", "1"],
+                           capture_output=True, text=True, env=dict(os.environ, HOME=self.inst.dir))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not enough memory", r.stderr)
+        self.assertIn("--kdf-memory", r.stderr)
+        self.assertEqual(before, digests(self.inst.dir))
+
     def test_7_refused_to_overwrite_a_backup(self):
         backup = os.path.join(self.inst.dir, "keys.backup")
         self.assertExit(self.inst.run("backup", "-o", backup, "--passphrase-file", self.pass_file, *FAST_KDF), "ok")
