@@ -204,6 +204,14 @@ class PassphraseTest(E2E):
         r = restore("--passphrase-file", path)
         self.assertEqual(r.returncode, 0, r.stderr)  # the same key: nothing to replace
 
+    def test_restore_of_a_directory_is_a_usage_error(self):
+        path = self.write("pass", (PASSPHRASE + "\n").encode())
+        before = digests(self.inst.dir)
+        r = self.inst.run("restore", self.inst.dir, "--passphrase-file", path)
+        self.assertExit(r, "usage")
+        self.assertIn(f"{self.inst.dir} is a directory, not a backup file", r.stderr)
+        self.assertEqual(before, digests(self.inst.dir))
+
     def test_backup_to_stdout_reports_on_stderr_without_warning_and_quiet_hides_it(self):
         path = self.write("pass", (PASSPHRASE + "\n").encode())
         run = lambda *extra: subprocess.run(  # noqa: E731
