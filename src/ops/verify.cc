@@ -17,15 +17,17 @@ const std::set<std::string> secret_options = {"accesskeyid", "secretaccesskey", 
 
 std::string resolve_secrets(Installation& inst) {
     int resolved = 0;
-    if (!inst.config.db_password.empty()) {
-        inst.secrets->resolve(inst.config.db_password);
+    auto resolve = [&](const std::string& option, const std::string& reference) {
+        try {
+            inst.secrets->resolve(reference);
+        } catch (const Error& e) {  // say which option refers to the missing secret
+            throw Error(e.code(), fmt::format("{}: {}", option, e.what()), e.hint());
+        }
         ++resolved;
-    }
-    for (const auto& [name, value] : inst.config.active_provider().options) {
-        if (secret_options.count(name) == 0 || value.empty()) continue;
-        inst.secrets->resolve(value);
-        ++resolved;
-    }
+    };
+    if (!inst.config.db_password.empty()) resolve("dbPassword", inst.config.db_password);
+    for (const auto& [name, value] : inst.config.active_provider().options)
+        if (secret_options.count(name) && !value.empty()) resolve("keys: " + inst.config.active_provider().kind + " " + name, value);
     return fmt::format("{} secret reference{} resolve", resolved, resolved == 1 ? "" : "s");
 }
 

@@ -67,6 +67,18 @@ class ConfigInputTest(E2E):
         self.assertIn(f"line {first + 1}: DBENCRYPTIONKEY is given twice (also on line {first}); the last one is used",
                       r.stderr)
 
+    def test_a_missing_secret_names_the_option_that_refers_to_it(self):
+        self.inst.write_config("dbPassword: env:INFRA_KEYS_TEST_UNSET_VARIABLE\n")
+        r = self.inst.run("verify", "--level", "config")
+        self.assertExit(r, "usage")
+        self.assertIn("dbPassword: secret env:INFRA_KEYS_TEST_UNSET_VARIABLE not found", r.stderr)
+        self.inst.write_config("dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
+                               "      address: https://127.0.0.1:1\n      token: env:INFRA_KEYS_TEST_UNSET_TOKEN\n")
+        r = self.inst.run("verify", "--level", "config")
+        self.assertExit(r, "usage")
+        self.assertIn("the vault entry of keys: (line", r.stderr)
+        self.assertIn("INFRA_KEYS_TEST_UNSET_TOKEN not found", r.stderr)
+
     def test_options_in_another_case_are_accepted_silently_as_the_server_accepts_them(self):
         self.inst.seed(1)
         with open(self.inst.config_path) as f:
