@@ -2,8 +2,8 @@
 _infra_keys() {
     local cur prev words cword
     _init_completion || return
-    local commands="init verify status rotate-root rewrap backup restore"
-    local global="--config --db-url --kubeconfig --quiet --verbose --version --help"
+    local commands="init verify status rotate-root rewrap backup restore help"
+    local global="--config --db-url --kubeconfig --quiet --verbose --no-progress --version --help"
     local cmd="" w
     for w in "${words[@]:1:cword-1}"; do
         case " $commands " in *" $w "*) cmd=$w; break;; esac
@@ -21,8 +21,9 @@ _infra_keys() {
         status) opts="";;
         rotate-root) opts="--dry-run --resume --retire-old --server-stopped --to-key-id";;
         rewrap) opts="--from-key --from-config --dry-run --server-stopped";;
-        backup) opts="--output --force --passphrase-file --passphrase-fd --allow-weak-passphrase --check --kdf-memory --kdf-iterations";;
-        restore) opts="--dry-run --force --with-db-key --passphrase-file --passphrase-fd --server-stopped";;
+        backup) opts="--output --force --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --check --kdf-memory --kdf-iterations";;
+        restore) opts="--dry-run --force --with-db-key --passphrase-file --passphrase-fd --passphrase-command --server-stopped";;
+        help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return;;
     esac
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); else _filedir; fi
 }

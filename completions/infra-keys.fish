@@ -1,5 +1,5 @@
 # fish completion for infra-keys
-set -l cmds init verify status rotate-root rewrap backup restore
+set -l cmds init verify status rotate-root rewrap backup restore help
 complete -c infra-keys -f
 complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a init -d 'create the root key and the db key if missing'
 complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a verify -d 'prove the keys and every encrypted value'
@@ -8,11 +8,14 @@ complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a rotate-root
 complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a rewrap -d 're-wrap the db key under the configured root key'
 complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a backup -d 'write an encrypted backup of the keys'
 complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a restore -d 'restore keys from a backup'
+complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a help -d 'show the commands or one command\'s options'
+complete -c infra-keys -n "__fish_seen_subcommand_from help" -a "$cmds"
 complete -c infra-keys -s c -l config -r -F -d 'Infra server config'
 complete -c infra-keys -l db-url -r -d 'PostgreSQL connection string'
 complete -c infra-keys -l kubeconfig -r -F -d 'kubeconfig file'
 complete -c infra-keys -s q -l quiet -d 'print only errors'
 complete -c infra-keys -s v -l verbose -d 'print more detail'
+complete -c infra-keys -l no-progress -d 'never draw a progress bar'
 complete -c infra-keys -l version -d 'print the version'
 complete -c infra-keys -n "__fish_seen_subcommand_from init rotate-root rewrap restore" -s n -l dry-run -d 'print the plan only'
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s l -l level -x -a 'config keys full'
@@ -30,6 +33,7 @@ complete -c infra-keys -n "__fish_seen_subcommand_from rewrap" -l from-config -r
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -s o -l output -r -F -d 'backup file'
 complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passphrase-file -r -F
 complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passphrase-fd -x
+complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l passphrase-command -x -d 'command printing the passphrase'
 complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -l force -d 'overwrite / replace'
 complete -c infra-keys -n "__fish_seen_subcommand_from restore" -l with-db-key -d 'also restore the dbkey row'
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l allow-weak-passphrase -d 'accept a passphrase under 12 characters'

@@ -1,7 +1,9 @@
 // infra-keys: administers the envelope-encryption keys of an Infra server's database.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <new>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +12,7 @@
 #include "cli/command.h"
 #include "util/error.h"
 #include "util/output.h"
+#include "util/progress.h"
 
 namespace {
 
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
     app.add_option("--kubeconfig", global.target.kubeconfig, "kubeconfig for Kubernetes secrets (else $KUBECONFIG)");
     app.add_flag("-q,--quiet", global.quiet, "print only errors and warnings");
     app.add_flag("-v,--verbose", global.verbose, "print more detail");
+    app.add_flag_callback("--no-progress", [] { ik::Progress::turn_off(); }, "never draw a progress bar");
 
     std::vector<ik::cli::Command> commands = {
         ik::cli::add_init(app, global),
@@ -55,11 +59,13 @@ int main(int argc, char** argv) {
         ik::cli::add_status(app, global),
         ik::cli::add_backup(app, global),
         ik::cli::add_restore(app, global),
+        ik::cli::add_help(app),
     };
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
+        if (auto unknown = ik::cli::unknown_command(app, argc, argv)) return report(*unknown);
         int code = app.exit(e);
         return code == 0 ? 0 : static_cast<int>(ik::ExitCode::usage);
     }
@@ -69,10 +75,22 @@ int main(int argc, char** argv) {
                                         : ik::out::Level::normal);
     try {
         for (auto& command : commands)
-            if (command.app->parsed()) return command.run();
+            if (command.app->parsed()) {
+                auto started = std::chrono::steady_clock::now();
+                int code = command.run();
+                ik::out::detail("{}: finished in {:.2f} s", command.app->get_name(),
+                                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+                return code;
+            }
         return static_cast<int>(ik::ExitCode::usage);
     } catch (const ik::Error& e) {
         return report(e);
+    } catch (const std::bad_alloc&) {
+        // In practice Argon2id's memory (--kdf-memory, or a backup's header) on a small host or under a
+        // memory limit: the host's limit, not a bug. Nothing was written (backups are written after it).
+        return report(ik::Error(ik::ExitCode::usage, "not enough memory for this command (Argon2id needs its kdf memory at once)",
+                                "run it where more memory is available (or under a higher memory limit); a new "
+                                "backup can use a smaller --kdf-memory"));
     } catch (const std::exception& e) {
         return report(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
     }

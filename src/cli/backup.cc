@@ -1,4 +1,6 @@
 // `infra-keys backup`: an encrypted, authenticated backup of the keys, proven before it is kept.
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
@@ -14,16 +16,11 @@ namespace {
 void add_kdf_options(CLI::App* sub, std::optional<size_t>& memory_mib, std::optional<size_t>& iterations) {
     sub->add_option("--kdf-memory", memory_mib, "Argon2id memory in MiB (default 96; raise to make guessing dearer)")
         ->check(CLI::Range(size_t{1}, size_t{4096}));
-    sub->add_option("--kdf-iterations", iterations, "Argon2id passes (default in the README)")
+    sub->add_option("--kdf-iterations", iterations, "Argon2id passes (default 3)")
         ->check(CLI::Range(size_t{1}, size_t{100}));
 }
 
 }  // namespace
-
-void add_passphrase_options(CLI::App* sub, passphrase::Source& source) {
-    sub->add_option("--passphrase-file", source.file, "read the passphrase from FILE (one line)");
-    sub->add_option("--passphrase-fd", source.fd, "read the passphrase from file descriptor N");
-}
 
 Command add_backup(CLI::App& app, const GlobalOptions& global) {
     auto* sub = app.add_subcommand("backup", "Write a passphrase-encrypted backup of the root key and the key rows");
@@ -35,9 +32,10 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
         passphrase::Source passphrase;
     };
     auto flags = std::make_shared<Flags>();
-    sub->add_option("-o,--output", flags->output, "where to write it, or - for stdout")->capture_default_str();
-    sub->add_flag("-f,--force", flags->force, "overwrite an existing file");
-    sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key");
+    auto* output = sub->add_option("-o,--output", flags->output, "where to write it, or - for stdout")->capture_default_str();
+    auto* force = sub->add_flag("-f,--force", flags->force, "overwrite an existing file");
+    sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key")
+        ->excludes(output)->excludes(force);
     sub->add_flag("--allow-weak-passphrase", flags->passphrase.allow_weak, "accept a passphrase under 12 characters");
     add_passphrase_options(sub, flags->passphrase);
     add_kdf_options(sub, flags->kdf_memory_mib, flags->kdf_iterations);
@@ -49,7 +47,7 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
             flags->passphrase.allow_weak = true;  // judging an existing backup, not choosing a passphrase
             ops::Report report = ops::check_backup(inst, *flags->check, passphrase::read(flags->passphrase));
             for (const auto& line : report.lines) out::result("{}", line);
-            return report.problems ? static_cast<int>(ExitCode::problems) : 0;
+            return report.problems ? static_cast<int>(ExitCode::wrong_key) : 0;  // as restore says of the same backup
         }
         flags->passphrase.confirm = true;
         ops::BackupOptions options{flags->output, flags->force, std::nullopt};
@@ -60,9 +58,10 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
             options.kdf = kdf;
         }
         ops::Report report = ops::write_backup(inst, options, passphrase::read(flags->passphrase));
-        // With --output -, stdout carries the backup itself.
+        // With --output -, stdout carries the backup itself: the report goes to stderr, as results (-q hides them).
         for (const auto& line : report.lines)
-            if (flags->output == "-") out::warning(line); else out::result("{}", line);
+            if (flags->output == "-") { if (out::level() != out::Level::quiet) std::fprintf(stderr, "%s\n", line.c_str()); }
+            else out::result("{}", line);
         return 0;
     }};
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ops/installation.h"
+#include "util/error.h"
 
 namespace CLI { class App; }
 namespace ik::passphrase { struct Source; }
@@ -25,7 +26,7 @@ struct Command {
     std::function<int()> run;
 };
 
-// --passphrase-file and --passphrase-fd, shared by backup and restore (never a passphrase argument).
+// --passphrase-file, --passphrase-fd and --passphrase-command, shared by backup and restore.
 void add_passphrase_options(CLI::App* sub, passphrase::Source& source);
 
 // Each lives in its own file under src/cli/ and adds one subcommand with its flags.
@@ -36,5 +37,9 @@ Command add_restore(CLI::App& app, const GlobalOptions& global);
 Command add_rotate_root(CLI::App& app, const GlobalOptions& global);
 Command add_rewrap(CLI::App& app, const GlobalOptions& global);
 Command add_status(CLI::App& app, const GlobalOptions& global);
+Command add_help(CLI::App& app);
+
+// The error for a first word that is no command ("verfy": did you mean verify?), or nullopt.
+std::optional<Error> unknown_command(const CLI::App& app, int argc, char** argv);
 
 }  // namespace ik::cli

@@ -1,8 +1,11 @@
 // `infra-keys restore`: puts a backup's keys back, only where they fit the database.
+#include <filesystem>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
 #include "ops/backup.h"
+#include "util/error.h"
 #include "util/output.h"
 #include "util/passphrase.h"
 
@@ -24,8 +27,13 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
     add_passphrase_options(sub, flags->passphrase);
 
     return {sub, [&global, flags] {
+        std::error_code ignored;
+        if (std::filesystem::is_directory(flags->file, ignored))  // like --config DIR: a usage error, not a bad backup
+            throw Error(ExitCode::usage, fmt::format("{} is a directory, not a backup file", flags->file),
+                        "name the backup file inside it");
         ops::Installation inst = ops::open(global.target);
         flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
+        flags->passphrase.stdin_taken = flags->file == "-";
         ops::Report report = ops::restore(inst, flags->file, passphrase::read(flags->passphrase), flags->options);
         for (const auto& line : report.lines) out::result("{}", line);
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");

@@ -19,14 +19,14 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
     auto flags = std::make_shared<Flags>();
     sub->add_flag("-n,--dry-run", flags->dry_run, "print the plan and touch nothing");
     auto* resume = sub->add_flag("--resume", flags->resume, "complete a rotation that was interrupted");
-    sub->add_flag("--retire-old", flags->retire_old,
+    auto* retire_old = sub->add_flag("--retire-old", flags->retire_old,
                   "delete retained previous root keys once verify --level full passes (rotates nothing)")
         ->excludes(resume);
     sub->add_flag("--server-stopped", flags->server_stopped,
                   "assert the Infra server is stopped (skips detecting it)");
     sub->add_option("--to-key-id", flags->to_key_id,
                     "awskms: re-encrypt under this KMS key (id, ARN or alias/NAME) instead of the configured one")
-        ->excludes(resume);
+        ->excludes(resume)->excludes(retire_old);
 
     return {sub, [&global, flags] {
         ops::Installation inst = ops::open(global.target);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -16,6 +17,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/nearest.h"
 
 namespace ik::config {
 namespace {
@@ -228,7 +230,43 @@ int parse_port(const std::string& text, const std::string& where) {
     return port;
 }
 
+// Every top-level option of the Infra server, v0.13.0 to v0.21.0 (its Options struct and the
+// structs squashed into it). The server ignores any other key, so a misspelt one silently
+// leaves a default in place; naming it here is the check the server does not make.
+const std::vector<std::string> server_options = {
+    "version", "tlsCache", "enableTelemetry", "enableSignup", "enableLogSampling", "sessionDuration",
+    "sessionExtensionDeadline", "sessionInactivityTimeout", "dbFile", "dbEncryptionKey",
+    "dbEncryptionKeyProvider", "dbHost", "dbPort", "dbName", "dbUsername", "dbPassword", "dbParameters",
+    "dbConnectionString", "db", "redis", "emailAppDomain", "emailFromAddress", "emailFromName",
+    "sendgridApiKey", "smtpServer", "baseDomain", "loginDomainPrefix", "googleClientID",
+    "googleClientSecret", "defaultOrganizationDomain", "keys", "secrets", "providers", "grants", "users",
+    "networkEncryption", "trustInitialClientPublicKey", "initialRootCACert", "initialRootCAPublicKey",
+    "fullKeyRotationInDays", "addr", "ui", "tls", "api",
+};
+
+bool is_server_option(const std::string& key) {
+    return std::any_of(server_options.begin(), server_options.end(),
+                       [&](const std::string& option) { return lower(option) == key; });
+}
+
+// Keys the server would ignore (a typo leaves its default in place) and keys given twice (only
+// one of them counts): both are accepted, as the server accepts them, but named with their line.
+void warn_unknown_and_duplicate(const Reader& reader, const std::vector<Field>& fields, Config& cfg) {
+    std::map<std::string, int> first_line;
+    for (const Field& f : fields) {
+        if (auto [earlier, inserted] = first_line.emplace(f.key, f.line); !inserted)
+            cfg.warnings.push_back(fmt::format("{}: {} is given twice (also on line {}); the last one is used",
+                                               reader.where(f.line), f.written_key, earlier->second));
+        if (is_server_option(f.key)) continue;
+        auto suggestion = nearest(f.key, server_options);
+        cfg.warnings.push_back(fmt::format("{}: {} is not an Infra server option; the server ignores it{}",
+                                           reader.where(f.line), f.written_key,
+                                           suggestion ? fmt::format(" (did you mean {}?)", *suggestion) : ""));
+    }
+}
+
 void read_document(const Reader& reader, const std::vector<Field>& fields, Config& cfg, Origins& origins) {
+    warn_unknown_and_duplicate(reader, fields, cfg);
     for (const Field& f : fields) {
         if (f.key == "keys") {
             read_keys(reader, f, cfg);
@@ -309,10 +347,14 @@ void apply_environment(const Environment& env, Config& cfg, Origins& origins) {
         auto value = env(option.env);
         if (!value) continue;
         cfg.*option.field = *value;
+        cfg.overrides.push_back(option.env);
         origins.where[option.key] = fmt::format("environment {}", option.env);
         origins.explicitly_set.insert(option.key);
     }
-    if (auto port = env(port_env)) cfg.db_port = parse_port(*port, fmt::format("environment {}", port_env));
+    if (auto port = env(port_env)) {
+        cfg.db_port = parse_port(*port, fmt::format("environment {}", port_env));
+        cfg.overrides.push_back(port_env);
+    }
 }
 
 std::string home_directory(const Environment& env) {
@@ -428,6 +470,10 @@ Config parse(const std::string& yaml_text, const std::string& source_name, const
     Origins origins;
     Reader reader(source_name);
     YAML::Node root = parse_yaml(yaml_text, source_name);
+    // An empty ConfigMap mount reads as no options at all: the server would run on its defaults.
+    if (root.IsNull())
+        cfg.warnings.push_back(fmt::format("config {} is empty (no options, only comments or blank lines); "
+                                           "the server's defaults apply", source_name));
     if (!root.IsNull()) {
         if (!root.IsMap()) reader.error(line_of(root, 1), "(top level)", "expected a map, found " + node_type_name(root));
         if (auto helm = helm_server_config(reader, root))
@@ -443,6 +489,10 @@ Config load(const std::optional<std::string>& path, const Environment& env) {
         Origins origins;
         return finish(defaults(env), env, origins);
     }
+    std::error_code ignored;
+    if (std::filesystem::is_directory(*path, ignored))
+        throw Error(ExitCode::usage, fmt::format("config {} is a directory, not a config file", *path),
+                    "name the file inside it, e.g. --config " + (std::filesystem::path(*path) / "infra.yaml").string());
     std::ifstream in(*path, std::ios::binary);
     if (!in) {
         if (!files::exists(*path)) fail(ExitCode::usage, "config file {} does not exist", *path);

@@ -44,6 +44,7 @@ struct Config {
     std::vector<KeyProvider> keys;
     std::vector<SecretStorage> secrets;
     std::vector<std::string> warnings;  // e.g. flat `keys:` entries the server itself ignores
+    std::vector<std::string> overrides;  // the INFRA_SERVER_* variables that replaced a value, in order
 
     bool uses_postgres() const { return !db_host.empty() || !db_connection_string.empty(); }
     // The `keys` entry for db_encryption_key_provider, or a default native one.

@@ -44,8 +44,21 @@ void refuse_if_existing_row_unusable(Installation& inst, const store::KeyRow& ro
     }
 }
 
+bool uses_sqlite(const Installation& inst) { return !inst.config.uses_postgres() && !inst.db_url; }
+
 bool sqlite_file_missing(const Installation& inst) {
-    return !inst.config.uses_postgres() && !inst.db_url && !files::exists(inst.config.db_file);
+    return uses_sqlite(inst) && !files::exists(inst.config.db_file);
+}
+
+// An existing SQLite file with neither the key table nor any table the server seals values in is
+// someone else's (a typo in dbFile): adding a key table would modify it. A new installation has
+// no file yet. (An empty PostgreSQL database is how a new PostgreSQL installation starts.)
+void refuse_if_not_infra(store::KeyStore& store) {
+    if (!store.encrypted_columns().empty()) return;
+    throw Error(ExitCode::database,
+                fmt::format("{} is not an Infra database (none of the Infra server's tables); refusing to add "
+                            "encryption_keys to it", store.describe()),
+                "check dbFile in the config; for a new installation name a file that does not exist yet");
 }
 
 }  // namespace
@@ -56,6 +69,7 @@ InitPlan plan_init(Installation& inst) {
     std::string database = sqlite_file_missing(inst) ? fmt::format("new sqlite {}", inst.config.db_file)
                                                      : inst.store().describe();
     plan.create_key_table = sqlite_file_missing(inst) || !inst.store().has_key_table();
+    if (plan.create_key_table && uses_sqlite(inst) && !sqlite_file_missing(inst)) refuse_if_not_infra(inst.store());
     if (!plan.create_key_table) {
         store::KeyStore& store = inst.store();
         if (auto row = store.live_key(db_key_name)) {

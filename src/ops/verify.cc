@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include <fmt/ranges.h>
+
 #include "ops/db_key.h"
 #include "ops/guard.h"
 #include "ops/key_slots.h"
@@ -15,21 +17,24 @@ const std::set<std::string> secret_options = {"accesskeyid", "secretaccesskey", 
 
 std::string resolve_secrets(Installation& inst) {
     int resolved = 0;
-    if (!inst.config.db_password.empty()) {
-        inst.secrets->resolve(inst.config.db_password);
+    auto resolve = [&](const std::string& option, const std::string& reference) {
+        try {
+            inst.secrets->resolve(reference);
+        } catch (const Error& e) {  // say which option refers to the missing secret
+            throw Error(e.code(), fmt::format("{}: {}", option, e.what()), e.hint());
+        }
         ++resolved;
-    }
-    for (const auto& [name, value] : inst.config.active_provider().options) {
-        if (secret_options.count(name) == 0 || value.empty()) continue;
-        inst.secrets->resolve(value);
-        ++resolved;
-    }
+    };
+    if (!inst.config.db_password.empty()) resolve("dbPassword", inst.config.db_password);
+    for (const auto& [name, value] : inst.config.active_provider().options)
+        if (secret_options.count(name) && !value.empty()) resolve("keys: " + inst.config.active_provider().kind + " " + name, value);
     return fmt::format("{} secret reference{} resolve", resolved, resolved == 1 ? "" : "s");
 }
 
 std::string describe_config(const config::Config& cfg) {
-    return fmt::format("{} ({} provider, root key id {})", cfg.source.empty() ? "built-in defaults" : cfg.source,
-                       cfg.db_encryption_key_provider, cfg.db_encryption_key);
+    return fmt::format("{} ({} provider, root key id {}){}", cfg.source.empty() ? "built-in defaults" : cfg.source,
+                       cfg.db_encryption_key_provider, cfg.db_encryption_key,
+                       cfg.overrides.empty() ? "" : fmt::format("; overridden by {}", fmt::join(cfg.overrides, ", ")));
 }
 
 void check_root_key(Installation& inst, VerifyReport& report) {
@@ -183,6 +188,26 @@ void run_checks(Installation& inst, VerifyLevel level, const CensusOptions& scan
     check_values(inst, key, scan_options, report);
 }
 
+// The check an error stopped, marked failed in the report (so --json lists it): an error of the
+// root key itself (missing, malformed, unreachable) fails "root key" even after it was found.
+void mark_failed_check(VerifyReport& report, const Error& e) {
+    auto done = [&](const char* name) {
+        return std::any_of(report.checks.begin(), report.checks.end(), [&](const Check& c) { return c.name == name; });
+    };
+    std::string name = e.code() == ExitCode::provider    ? "root key"
+                       : e.code() == ExitCode::usage     ? (done("config") ? "secrets" : "config")
+                       : e.code() == ExitCode::interrupted ? "rotation"
+                       : done("db key")                  ? "values"
+                                                         : "db key";
+    for (auto& check : report.checks)
+        if (check.name == name) {
+            check.ok = false;
+            check.detail = e.what();
+            return;
+        }
+    report.checks.push_back({name, false, e.what()});
+}
+
 }  // namespace
 
 VerifyReport verify(Installation& inst, VerifyLevel level, const CensusOptions& scan_options) {
@@ -192,6 +217,7 @@ VerifyReport verify(Installation& inst, VerifyLevel level, const CensusOptions& 
         run_checks(inst, level, scan_options, report);
     } catch (const Error& e) {
         report.error = e;
+        mark_failed_check(report, e);
     }
     return report;
 }
@@ -204,6 +230,7 @@ VerifyReport verify(const Target& target, VerifyLevel level, const CensusOptions
         VerifyReport report;
         report.level = level;
         report.error = e;
+        mark_failed_check(report, e);
         return report;
     }
 }

@@ -2,6 +2,7 @@
 
 #include "crypto/random.h"
 #include "crypto/seal.h"
+#include "providers/root_key_shape.h"
 #include "secrets/builtin.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -53,9 +54,10 @@ bool NativeProvider::root_key_exists() { return storage_.get(root_key_id_).has_v
 SecretBytes NativeProvider::root_key() {
     auto key = storage_.get(root_key_id_);
     if (!key) fail(ExitCode::provider, "root key {} does not exist", root_key_location());
-    if (key->size() != seal::key_size)
-        fail(ExitCode::provider, "root key {} is {} bytes; a root key must be exactly {} bytes", root_key_location(),
-             key->size(), seal::key_size);
+    if (key->size() != seal::key_size) {
+        auto* file = dynamic_cast<secrets::FileStorage*>(&storage_);
+        throw wrong_size_root_key(*key, root_key_location(), file ? file->path_of(root_key_id_) : "");
+    }
     warn_if_readable_by_others();
     return std::move(*key);
 }

@@ -19,8 +19,8 @@ void result_line(const std::string& line) {
 
 void detail_line(const std::string& line) {
     if (current != Level::verbose) return;
-    std::fputs(line.c_str(), stdout);
-    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    std::fprintf(stderr, "infra-keys: %s\n", line.c_str());
 }
 
 void warning(const std::string& line) {

@@ -12,7 +12,7 @@ void set_level(Level level);
 Level level();
 
 void result_line(const std::string& line);   // stdout; suppressed by --quiet
-void detail_line(const std::string& line);   // stdout; only with --verbose
+void detail_line(const std::string& line);   // stderr "infra-keys: …"; only with --verbose (stdout may be data)
 void warning(const std::string& line);       // stderr "infra-keys: warning: …"; shown even when quiet
 bool stderr_is_terminal();
 

@@ -1,15 +1,31 @@
 #include "util/progress.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 
 #include "util/output.h"
 
 namespace ik {
+namespace {
+
+bool turned_off = false;
+
+// A terminal that cannot redraw a line (TERM=dumb: Emacs shells, some CI log viewers) would
+// show every redraw as a new line of text.
+bool terminal_can_redraw() {
+    const char* term = std::getenv("TERM");
+    return out::stderr_is_terminal() && !(term && std::strcmp(term, "dumb") == 0);
+}
+
+}  // namespace
+
+void Progress::turn_off() { turned_off = true; }
 
 Progress::Progress(std::string label, bool wanted)
-    : label_(std::move(label)), enabled_(wanted && out::stderr_is_terminal()),
+    : label_(std::move(label)), enabled_(wanted && !turned_off && terminal_can_redraw()),
       start_(std::chrono::steady_clock::now()), last_draw_() {}
 
 void Progress::update(uint64_t done, uint64_t total) {
@@ -23,15 +39,19 @@ void Progress::update(uint64_t done, uint64_t total) {
     double eta = rate > 0 && total > done ? (total - done) / rate : 0;
     int width = 30;
     int filled = total ? static_cast<int>(width * done / total) : width;
-    std::fprintf(stderr, "\r%s [%s%s] %llu/%llu  %.0f/s  ETA %.0fs ", label_.c_str(),
-                 std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), rate, eta);
+    std::string line = fmt::format("{} [{}{}] {}/{}  {:.0f}/s  ETA {:.0f}s ", label_, std::string(filled, '#'),
+                                   std::string(width - filled, '.'), done, total, rate, eta);
+    // Pad over a longer previous line instead of erasing it with an escape sequence.
+    size_t pad = drawn_width_ > line.size() ? drawn_width_ - line.size() : 0;
+    std::fprintf(stderr, "\r%s%s", line.c_str(), std::string(pad, ' ').c_str());
+    drawn_width_ = line.size() + pad;
     std::fflush(stderr);
 }
 
 void Progress::finish() {
-    if (enabled_ && drawn_) std::fprintf(stderr, "\r\033[K");
+    if (enabled_ && drawn_) std::fprintf(stderr, "\r%s\r", std::string(drawn_width_, ' ').c_str());
     drawn_ = false;
+    drawn_width_ = 0;
 }
 
 }  // namespace ik

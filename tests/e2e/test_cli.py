@@ -6,12 +6,14 @@ import unittest
 
 from harness import BIN, ROOT
 
-COMMANDS = ["init", "verify", "status", "rotate-root", "rewrap", "backup", "restore"]
+COMMANDS = ["init", "verify", "status", "rotate-root", "rewrap", "backup", "restore", "help"]
 
 
 def long_options(*args):
     out = subprocess.run([BIN, *args, "--help"], capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", out)) - {"--help"}
+    out = out.split("Subcommands:")[0]  # the top level's list of commands names their options too
+    # Options as CLI11 lists them, one per line ("  -o,--output TEXT"), not ones named in a description.
+    return set(re.findall(r"^\s+(?:-\w,)?(--[a-z][a-z-]+)", out, re.MULTILINE)) - {"--help"}
 
 
 def read(*parts):
@@ -23,22 +25,39 @@ class CliTest(unittest.TestCase):
     def test_every_option_is_completed_by_bash_zsh_and_fish(self):
         shells = {"bash": read("completions", "infra-keys.bash"), "zsh": read("completions", "_infra-keys"),
                   "fish": read("completions", "infra-keys.fish")}
-        for command in COMMANDS:
-            for option in long_options(command):
+        for command in COMMANDS + [None]:
+            for option in long_options(*([command] if command else [])):
                 for shell, text in shells.items():
                     needle = option if shell != "fish" else f"-l {option[2:]}"
                     with self.subTest(command=command, option=option, shell=shell):
                         self.assertTrue(needle in text, f"{needle} missing from the {shell} completion")
             for shell, text in shells.items():
-                self.assertIn(command, text, shell)
+                self.assertIn(command or "", text, shell)
 
     def test_the_man_page_describes_every_command_and_option(self):
         man = read("man", "infra-keys.1").replace("\\-", "-")
-        for command in COMMANDS:
-            self.assertIn(f"\\fB{command}\\fR", man)
-            for option in long_options(command):
+        for command in COMMANDS + [None]:
+            if command:
+                self.assertIn(f"\\fB{command}\\fR", man)
+            for option in long_options(*([command] if command else [])):
                 with self.subTest(command=command, option=option):
                     self.assertTrue(option in man, f"{option} missing from man/infra-keys.1")
+
+    def test_the_man_page_synopsis_lists_every_option_of_every_command(self):
+        man = read("man", "infra-keys.1").replace("\\-", "-")
+        synopsis = man[man.index(".SH SYNOPSIS"):man.index(".SH DESCRIPTION")]
+        blocks, shared = synopsis.split(".PP")[0].split(".br"), synopsis.split(".PP")[1]  # shared: PASSPHRASE
+        for command in COMMANDS + [None]:
+            heads = [(b, b.strip().splitlines()[0]) for b in blocks]
+            lines = [b for b, head in heads if command and (head == f".B infra-keys {command}" or
+                                                            head.startswith(f".B infra-keys {command} "))]
+            text = "".join(lines) if command else blocks[0] + blocks[-1]  # and `infra-keys --version | --help`
+            if command:
+                self.assertTrue(lines, f"no synopsis for {command}")
+            for option in long_options(*([command] if command else [])):
+                with self.subTest(command=command, option=option):
+                    self.assertTrue(option in text or ("[\\fIPASSPHRASE\\fR]" in text and option in shared),
+                                    f"{option} missing from the synopsis of {command}")
 
     def test_no_option_takes_a_secret_on_the_command_line(self):
         for command in COMMANDS:

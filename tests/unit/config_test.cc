@@ -261,3 +261,64 @@ TEST_CASE("load reads the named file and refuses a missing one") {
         CHECK(std::string(e.what()).find(path) != std::string::npos);
     }
 }
+
+TEST_CASE("a misspelt option is accepted as the server accepts it, with a warning naming line and nearest option") {
+    Config cfg = parse("dbFile: /a.db\ndbEncrpytionKeyProvider: awskms\n");
+    CHECK(cfg.db_encryption_key_provider == "native");  // the server too would ignore it
+    REQUIRE(cfg.warnings.size() == 1);
+    CHECK(cfg.warnings[0] ==
+          "config /etc/infra.yaml line 2: dbEncrpytionKeyProvider is not an Infra server option; the server ignores "
+          "it (did you mean dbEncryptionKeyProvider?)");
+}
+
+TEST_CASE("an unknown option far from every known one gets no suggestion") {
+    Config cfg = parse("frobnicate: 1\n");
+    REQUIRE(cfg.warnings.size() == 1);
+    CHECK(cfg.warnings[0].find("frobnicate is not an Infra server option") != std::string::npos);
+    CHECK(cfg.warnings[0].find("did you mean") == std::string::npos);
+}
+
+TEST_CASE("options of the server that infra-keys does not use, in any case, draw no warning") {
+    Config cfg = parse("DBFILE: /a.db\naddr: {http: 80}\ntls: {}\nproviders: []\ngrants: []\nenableSignup: true\n"
+                       "sessionDuration: 12h\ndbConnectionString: host=db\n");
+    CHECK(cfg.db_file == "/a.db");
+    CHECK(cfg.warnings.empty());
+}
+
+TEST_CASE("an option given twice warns with both lines; the last one is used") {
+    Config cfg = parse("dbFile: /first.db\ndbEncryptionKey: /k\ndbfile: /second.db\n");
+    CHECK(cfg.db_file == "/second.db");
+    REQUIRE(cfg.warnings.size() == 1);
+    CHECK(cfg.warnings[0] == "config /etc/infra.yaml line 3: dbfile is given twice (also on line 1); the last one is used");
+}
+
+TEST_CASE("a misspelt option under a Helm values file's server.config is named too") {
+    Config cfg = parse("server:\n  config:\n    dbHots: postgres\n");
+    REQUIRE(cfg.warnings.size() == 1);
+    CHECK(cfg.warnings[0].find("line 3: dbHots is not an Infra server option") != std::string::npos);
+    CHECK(cfg.warnings[0].find("did you mean dbHost?") != std::string::npos);
+}
+
+TEST_CASE("an empty or comment-only config file warns that the defaults apply") {
+    for (const char* text : {"", "# only a comment\n\n", "---\n"}) {
+        Config cfg = parse(text);
+        CHECK(cfg.db_file == "/home/op/.infra/sqlite3.db");
+        REQUIRE(cfg.warnings.size() == 1);
+        CHECK(cfg.warnings[0].find("config /etc/infra.yaml is empty") != std::string::npos);
+        CHECK(cfg.warnings[0].find("the server's defaults apply") != std::string::npos);
+    }
+}
+
+TEST_CASE("a directory given as the config file is a usage error naming it") {
+    auto dir = std::filesystem::temp_directory_path() / ("ik-config-dir-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    try {
+        config::load(dir.string(), env_of({}));
+        FAIL("expected a usage error");
+    } catch (const Error& e) {
+        CHECK(e.code() == ExitCode::usage);
+        CHECK(std::string(e.what()).find("is a directory, not a config file") != std::string::npos);
+        CHECK(e.hint().find((dir / "infra.yaml").string()) != std::string::npos);
+    }
+    std::filesystem::remove_all(dir);
+}

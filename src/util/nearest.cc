@@ -1,0 +1,41 @@
+#include "util/nearest.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace ik {
+namespace {
+
+std::string lower(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    return text;
+}
+
+// Optimal string alignment distance: Levenshtein plus swapping two neighbours ("Encrpytion").
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
+        for (size_t j = 1; j <= b.size(); ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+
+}  // namespace
+
+std::optional<std::string> nearest(const std::string& word, const std::vector<std::string>& candidates) {
+    std::string key = lower(word);
+    std::optional<std::string> best;
+    size_t best_distance = std::max<size_t>(2, key.size() / 4) + 1;
+    for (const auto& candidate : candidates) {
+        size_t distance = edit_distance(key, lower(candidate));
+        if (distance < best_distance) best = candidate, best_distance = distance;
+    }
+    return best;
+}
+
+}  // namespace ik
