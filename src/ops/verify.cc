@@ -13,11 +13,20 @@ namespace {
 // Provider options that hold secret references (spec §3); resolving them proves the secrets exist.
 const std::set<std::string> secret_options = {"accesskeyid", "secretaccesskey", "token"};
 
-std::string resolve_secrets(Installation& inst) {
+// dbPassword is a reference up to Infra v0.20 and the password itself in v0.21: one that does not
+// resolve is left for the database to judge (Installation::store tries it as it stands).
+std::string resolve_secrets(Installation& inst, VerifyReport& report) {
     int resolved = 0;
     if (!inst.config.db_password.empty()) {
-        inst.secrets->resolve(inst.config.db_password);
-        ++resolved;
+        try {
+            inst.secrets->resolve(inst.config.db_password);
+            ++resolved;
+        } catch (const Error& e) {
+            if (!inst.config.uses_postgres()) throw;
+            report.warnings.push_back(fmt::format("dbPassword does not resolve as a secret reference ({}); only Infra "
+                                                  "v0.21, which reads it as the password itself, can use it",
+                                                  e.what()));
+        }
     }
     for (const auto& [name, value] : inst.config.active_provider().options) {
         if (secret_options.count(name) == 0 || value.empty()) continue;
@@ -168,7 +177,7 @@ namespace {
 void run_checks(Installation& inst, VerifyLevel level, const CensusOptions& scan_options, VerifyReport& report) {
     report.warnings = inst.config.warnings;
     report.checks.push_back({"config", true, describe_config(inst.config)});
-    report.checks.push_back({"secrets", true, resolve_secrets(inst)});
+    report.checks.push_back({"secrets", true, resolve_secrets(inst, report)});
     if (level == VerifyLevel::config) return;
 
     refuse_if_rotation_interrupted(inst);

@@ -190,6 +190,36 @@ class PostgresOnlyReleases(E2E):
             self.assertIn("native root key in a file", r.stderr)
         self.assertEqual(before, fx.snapshot())
 
+    def literal_password_config(self):
+        """A role whose password looks like a secret reference to a storage that does not exist."""
+        password = "vault21:" + os.urandom(8).hex()
+        role = "r" + os.urandom(6).hex()
+        self.inst.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        self.inst.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        with open(self.inst.config_path) as f:
+            lines = [line for line in f.read().splitlines() if not line.startswith("dbUsername")]
+        with open(self.inst.config_path, "w") as f:
+            f.write("\n".join(lines + [f"dbUsername: {role}", f"dbPassword: {password}"]) + "\n")
+        return {"PGPASSWORD": ""}
+
+    def test_v0_21_reads_db_password_as_the_password_itself(self):
+        fx = self.fixture("v0.21.0")
+        env = self.literal_password_config()
+        r = self.inst.run("verify", "--level", "full", env=env)
+        self.assertExit(r, "ok")
+        self.assertIn("only Infra v0.21", r.stderr)
+        self.assertExit(self.inst.run("rotate-root", env=env), "ok")
+        fx.check_all_open(self)
+
+    def test_before_v0_21_db_password_must_resolve_as_a_secret_reference(self):
+        fx = self.fixture("v0.20.0")
+        env = self.literal_password_config()
+        before = fx.snapshot()
+        r = self.inst.run("rotate-root", env=env)
+        self.assertExit(r, "usage")
+        self.assertIn("vault21", r.stderr)
+        self.assertEqual(before, fx.snapshot())
+
     def test_db_connection_string_is_honoured(self):
         fx = self.fixture("v0.18.1 – v0.18.x")
         with open(self.inst.config_path, "w") as f:
