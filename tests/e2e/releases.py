@@ -1,6 +1,6 @@
 """Databases shaped like each Infra release family, v0.13.0 – v0.21.0, built by the test oracle.
 
-Written by this project from the facts in docs/infra-format.md and the README's "Supported Infra
+Written by this project from the facts in docs/infra-releases.md and the README's "Supported Infra
 releases" table (tables, column types, which columns each release seals, empty-string rules, the
 primary-key-less destination_credentials and its UPDATE trigger, the `migrations` ids that tell
 releases apart), not from the Infra server's sources. Each family gets its schema, its migrations
