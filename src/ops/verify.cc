@@ -13,16 +13,17 @@ namespace {
 // Provider options that hold secret references (spec §3); resolving them proves the secrets exist.
 const std::set<std::string> secret_options = {"accesskeyid", "secretaccesskey", "token"};
 
-// dbPassword is a reference up to Infra v0.20 and the password itself in v0.21: one that does not
-// resolve is left for the database to judge (Installation::store tries it as it stands).
-std::string resolve_secrets(Installation& inst, VerifyReport& report) {
+// dbPassword is a reference up to Infra v0.20 and the password itself in v0.21: past level config
+// one that does not resolve is left for the database to judge (Installation::store tries it as it
+// stands, on a v0.21 database only); at level config the release is not known, so it fails.
+std::string resolve_secrets(Installation& inst, VerifyLevel level, VerifyReport& report) {
     int resolved = 0;
     if (!inst.config.db_password.empty()) {
         try {
             inst.secrets->resolve(inst.config.db_password);
             ++resolved;
         } catch (const Error& e) {
-            if (!inst.config.uses_postgres()) throw;
+            if (!inst.config.uses_postgres() || level == VerifyLevel::config) throw;
             report.warnings.push_back(fmt::format("dbPassword does not resolve as a secret reference ({}); only Infra "
                                                   "v0.21, which reads it as the password itself, can use it",
                                                   e.what()));
@@ -177,7 +178,7 @@ namespace {
 void run_checks(Installation& inst, VerifyLevel level, const CensusOptions& scan_options, VerifyReport& report) {
     report.warnings = inst.config.warnings;
     report.checks.push_back({"config", true, describe_config(inst.config)});
-    report.checks.push_back({"secrets", true, resolve_secrets(inst, report)});
+    report.checks.push_back({"secrets", true, resolve_secrets(inst, level, report)});
     if (level == VerifyLevel::config) return;
 
     refuse_if_rotation_interrupted(inst);
