@@ -261,3 +261,14 @@ TEST_CASE("load reads the named file and refuses a missing one") {
         CHECK(std::string(e.what()).find(path) != std::string::npos);
     }
 }
+
+TEST_CASE("dbConnectionString (v0.15.0+) points at PostgreSQL, from the file or the environment") {
+    Config cfg = parse("dbConnectionString: host=db.internal dbname=infra sslmode=verify-full\n");
+    CHECK(cfg.db_connection_string == "host=db.internal dbname=infra sslmode=verify-full");
+    CHECK(cfg.uses_postgres());
+    Config from_env = parse("dbFile: /var/lib/infra/sqlite3.db\n",
+                            {{"INFRA_SERVER_DB_CONNECTION_STRING", "postgresql://infra@db/infra"}});
+    CHECK(from_env.db_connection_string == "postgresql://infra@db/infra");
+    CHECK(from_env.uses_postgres());
+    CHECK_FALSE(parse("dbFile: /var/lib/infra/sqlite3.db\n").uses_postgres());
+}
