@@ -2,10 +2,12 @@
 
 #include <fmt/ranges.h>
 
+#include "ops/release.h"
 #include "util/error.h"
 #include "util/output.h"
 
 namespace ik::ops {
+namespace {
 
 // A configuration error met while using the option `where` ("dbPassword"), named so: "secret
 // env:X not found" alone does not say which option refers to it.
@@ -19,12 +21,38 @@ auto naming_option(const std::string& where, Use use) -> decltype(use()) {
     }
 }
 
+// Infra up to v0.20 reads dbPassword as a secret reference, v0.21 as the password itself, and
+// which release the database is can be read only once connected. So the reference first, as all
+// releases but the last read it; if it does not resolve or the database refuses it, the text as
+// it stands, kept only if that database then turns out to be a release that reads it so.
+std::unique_ptr<store::KeyStore> open_store(Installation& inst, bool create) {
+    const std::string& password = inst.config.db_password;
+    bool reference = password.find(':') != std::string::npos;  // else plaintext for every release
+    if (!reference || !inst.config.uses_postgres() || inst.db_url)
+        return store::open(inst.config, reference ? naming_option("dbPassword", [&] { return inst.secrets->resolve_text(password); }) : password, create,
+                           inst.db_url);
+    std::optional<Error> as_reference;
+    try {
+        return store::open(inst.config, naming_option("dbPassword", [&] { return inst.secrets->resolve_text(password); }), create, inst.db_url);
+    } catch (const Error& e) {
+        as_reference = e;
+    }
+    std::unique_ptr<store::KeyStore> literal;
+    try {
+        literal = store::open(inst.config, password, create, inst.db_url);
+    } catch (const Error&) {
+        throw *as_reference;
+    }
+    auto release = detect_release(*literal);
+    if (!release || !release->literal_db_password) throw *as_reference;
+    return literal;
+}
+
+}  // namespace
+
 store::KeyStore& Installation::store(bool create) {
     if (!store_) {
-        std::string password = config.db_password.empty()
-                                   ? ""
-                                   : naming_option("dbPassword", [&] { return secrets->resolve_text(config.db_password); });
-        store_ = store::open(config, password, create, db_url);
+        store_ = open_store(*this, create);
         out::detail("database: {}", store_->describe());
     }
     return *store_;

@@ -1,5 +1,7 @@
 #include "ops/rekey.h"
 
+#include <algorithm>
+
 #include "ops/release.h"
 #include "util/error.h"
 #include "util/failpoint.h"
@@ -27,15 +29,17 @@ std::vector<std::pair<std::string, uint64_t>> sealed_by_column(const Census& cen
 // damage, and leaving them would leave them behind.
 void refuse_blocking(const Census& census, store::KeyStore& store) {
     auto blocking = blocking_of(census);
-    if (blocking.empty()) return;
+    if (census.blocking() == 0) return;
     std::string named;
     for (size_t i = 0; i < blocking.size() && i < problems_in_message; ++i)
         named += fmt::format("{}{}.{} row {} ({})", i ? "; " : "", blocking[i].table, blocking[i].column,
                              blocking[i].row, blocking[i].reason);
-    if (blocking.size() > problems_in_message) named += fmt::format("; and {} more", blocking.size() - problems_in_message);
+    uint64_t count = census.blocking();
+    if (count > std::min<uint64_t>(blocking.size(), problems_in_message))
+        named += fmt::format("; and {} more", count - std::min<uint64_t>(blocking.size(), problems_in_message));
     throw Error(ExitCode::problems,
-                fmt::format("{} sealed value{} in {} would not open under the new wrapping: {}; nothing changed",
-                            blocking.size(), blocking.size() == 1 ? "" : "s", store.describe(), named),
+                fmt::format("{} value{} in {} would not carry over to the new wrapping: {}; nothing changed", count,
+                            count == 1 ? "" : "s", store.describe(), named),
                 "run `infra-keys verify --level full` to see each one");
 }
 

@@ -13,7 +13,7 @@ namespace {
 
 using Version = std::array<int, 3>;
 
-// The migration ids each release added (docs/infra-format.md): a database holds those of its
+// The migration ids each release added (docs/infra-releases.md): a database holds those of its
 // release and of every earlier one (v0.14.3 squashed the oldest, so only newer ids are telling).
 struct Migrations {
     Version version;

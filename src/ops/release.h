@@ -1,5 +1,5 @@
 // Which Infra release wrote a database, told from its `migrations` table, and what that release
-// seals and supports (docs/infra-format.md, "Supported Infra releases" in the README).
+// seals and supports (docs/infra-releases.md, "Supported Infra releases" in the README).
 #pragma once
 
 #include <optional>

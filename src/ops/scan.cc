@@ -206,6 +206,11 @@ uint64_t Census::failed() const {
                            [](uint64_t n, const ColumnCensus& c) { return n + c.failed; });
 }
 
+uint64_t Census::blocking() const {
+    return std::accumulate(columns.begin(), columns.end(), uint64_t{0},
+                           [](uint64_t n, const ColumnCensus& c) { return n + c.failed + (c.listed ? c.plaintext : 0); });
+}
+
 bool blocks_rekey(const ValueProblem& problem) {
     return problem.reason != "unlisted" && problem.reason != "missing_column";
 }

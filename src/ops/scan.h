@@ -43,6 +43,8 @@ struct Census {
     uint64_t problem_count = 0;          // all of them, named or not
     uint64_t sealed() const;             // what a re-key rewrites
     uint64_t failed() const;
+    // Values a re-key must stop on (blocks_rekey), counted even past the ones named.
+    uint64_t blocking() const;
 };
 
 struct CensusOptions {

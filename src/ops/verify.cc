@@ -15,7 +15,10 @@ namespace {
 // Provider options that hold secret references (docs/infra-format.md §2); resolving them proves the secrets exist.
 const std::set<std::string> secret_options = {"accesskeyid", "secretaccesskey", "token"};
 
-std::string resolve_secrets(Installation& inst) {
+// dbPassword is a reference up to Infra v0.20 and the password itself in v0.21: past level config
+// one that does not resolve is left for the database to judge (Installation::store tries it as it
+// stands, on a v0.21 database only); at level config the release is not known, so it fails.
+std::string resolve_secrets(Installation& inst, VerifyLevel level, VerifyReport& report) {
     int resolved = 0;
     auto resolve = [&](const std::string& option, const std::string& reference) {
         try {
@@ -25,7 +28,16 @@ std::string resolve_secrets(Installation& inst) {
         }
         ++resolved;
     };
-    if (!inst.config.db_password.empty()) resolve("dbPassword", inst.config.db_password);
+    if (!inst.config.db_password.empty()) {
+        try {
+            resolve("dbPassword", inst.config.db_password);
+        } catch (const Error& e) {
+            if (!inst.config.uses_postgres() || level == VerifyLevel::config) throw;
+            report.warnings.push_back(fmt::format("{}; only Infra v0.21, which reads dbPassword as the password "
+                                                  "itself, can use it",
+                                                  e.what()));
+        }
+    }
     for (const auto& [name, value] : inst.config.active_provider().options)
         if (secret_options.count(name) && !value.empty()) resolve("keys: " + inst.config.active_provider().kind + " " + name, value);
     return fmt::format("{} secret reference{} resolve", resolved, resolved == 1 ? "" : "s");
@@ -173,7 +185,7 @@ namespace {
 void run_checks(Installation& inst, VerifyLevel level, const CensusOptions& scan_options, VerifyReport& report) {
     report.warnings = inst.config.warnings;
     report.checks.push_back({"config", true, describe_config(inst.config)});
-    report.checks.push_back({"secrets", true, resolve_secrets(inst)});
+    report.checks.push_back({"secrets", true, resolve_secrets(inst, level, report)});
     if (level == VerifyLevel::config) return;
 
     refuse_if_rotation_interrupted(inst);

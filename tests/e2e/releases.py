@@ -1,6 +1,6 @@
 """Databases shaped like each Infra release family, v0.13.0 – v0.21.0, built by the test oracle.
 
-Written by this project from the facts in docs/infra-format.md and the README's "Supported Infra
+Written by this project from the facts in docs/infra-releases.md and the README's "Supported Infra
 releases" table (tables, column types, which columns each release seals, empty-string rules, the
 primary-key-less destination_credentials and its UPDATE trigger, the `migrations` ids that tell
 releases apart), not from the Infra server's sources. Each family gets its schema, its migrations
@@ -159,20 +159,26 @@ class Fixture:
         os.close(fd)
         self.db_key = os.urandom(32)
         inst.db_key = self.db_key
-        self.execute_script(ddl(v, inst.db.__class__.__name__ == "PostgresDb" and "postgres" or "sqlite"))
-        ids = [i for rv, added in MIGRATIONS if rv <= v for i in added]
-        for i in ids:
-            inst.execute("INSERT INTO migrations (id) VALUES (?)", (i,))
-        wrapped = infra.seal(root_key, self.db_key, infra.EMPTY_KEY_ID, "").encode()
-        inst.execute("INSERT INTO encryption_keys (id, created_at, updated_at, key_id, name, encrypted, algorithm, "
-                     "root_key_id) VALUES (?, ?, ?, ?, 'dbkey', ?, 'aesgcm', ?)",
-                     (random.randint(1, 2**62), "2022-06-09 14:03:11.123456789+00:00",
-                      "2022-06-09 14:03:11.123456789+00:00", random.randint(1, 2**31 - 1), self.blob(wrapped),
-                      inst.key_path))
-        self.kid = infra.key_id_of(wrapped)
-        self.root_key_id = inst.key_path
-        for i in range(1, self.ROWS + 1):
-            self.add_rows(i)
+        self.execute_script(ddl(v, "postgres" if self.postgres else "sqlite"))
+        # One connection for all the rows, closed before any test runs the binary: an open handle
+        # looks like a running server.
+        self.connection = inst.db.connect()
+        try:
+            for i in [i for rv, added in MIGRATIONS if rv <= v for i in added]:
+                self.insert("migrations", {"id": i})
+            wrapped = infra.seal(root_key, self.db_key, infra.EMPTY_KEY_ID, "").encode()
+            self.insert("encryption_keys", {
+                "id": random.randint(1, 2**62), "created_at": "2022-06-09 14:03:11.123456789+00:00",
+                "updated_at": "2022-06-09 14:03:11.123456789+00:00", "key_id": random.randint(1, 2**31 - 1),
+                "name": "dbkey", "encrypted": self.blob(wrapped), "algorithm": "aesgcm", "root_key_id": inst.key_path})
+            self.kid = infra.key_id_of(wrapped)
+            self.root_key_id = inst.key_path
+            for i in range(1, self.ROWS + 1):
+                self.add_rows(i)
+            self.connection.commit()
+        finally:
+            self.connection.close()
+            self.connection = None
         return self
 
     def execute_script(self, sql):
@@ -203,7 +209,7 @@ class Fixture:
         return infra.seal(self.db_key, plain, self.kid, self.root_key_id)
 
     def add_rows(self, i):
-        v, ex = self.version, self.inst.execute
+        v = self.version
         r = str(i)
         # Row 2 of each table holds empty secrets: sealed before v0.18.1, '' from then on.
         def secret(label):
@@ -251,18 +257,19 @@ class Fixture:
 
     def insert(self, table, cols):
         names = ", ".join(f'"{c}"' for c in cols)
-        self.inst.execute(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in cols)})',
-                          tuple(cols.values()))
+        marks = ", ".join(self.inst.db.param for _ in cols)
+        self.connection.cursor().execute(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', tuple(cols.values()))
 
-    def add_unknown_table(self, key=None, key_id=None):
-        """A table no release has, with a sealed value (by default under the db key)."""
-        self.execute_script('CREATE TABLE "vendor_extension" ("id" integer PRIMARY KEY, "note" text, "secret" text);')
-        plain = b"sealed by a fork of the server"
-        value = infra.seal(key or self.db_key, plain, key_id or self.kid, self.root_key_id)
-        self.inst.execute('INSERT INTO vendor_extension (id, note, secret) VALUES (1, ?, ?)', ("not sealed", value))
-        if key is None:
-            self.sealed[("vendor_extension", "secret", "1")] = plain
+    def add_unknown_value(self, row, key=None, key_id=None):
+        """A value in a table no release has, sealed (by default) under the db key."""
+        if not self.unknown:
+            self.execute_script('CREATE TABLE "vendor_extension" ("id" integer PRIMARY KEY, "note" text, "secret" text);')
             self.unknown.append(("vendor_extension", "secret"))
+        plain = f"sealed by a fork of the server {row}".encode()
+        value = infra.seal(key or self.db_key, plain, key_id or self.kid, self.root_key_id)
+        self.inst.execute('INSERT INTO vendor_extension (id, note, secret) VALUES (?, ?, ?)', (row, "not sealed", value))
+        if key is None:
+            self.sealed[("vendor_extension", "secret", str(row))] = plain
         return value
 
     # --- reading back, as the server would ------------------------------------------------------

@@ -32,8 +32,38 @@ class ReleaseFamilies(E2E):
         r = self.inst.run("verify", "--level", "full", "--json")
         return r, json.loads(r.stdout)
 
-    # --- the census ---------------------------------------------------------------------------
-    def test_verify_full_counts_every_sealed_value_of_every_family(self):
+    def rewrap_from_key(self):
+        old = os.path.join(self.inst.dir, "old.key")
+        shutil.copy(self.inst.key_path, old)
+        with open(self.inst.key_path, "wb") as f:
+            f.write(releases.helm_root_key())
+        return self.inst.run("rewrap", "--from-key", old)
+
+    def rewrap_from_config(self):
+        old_key = os.path.join(self.inst.dir, "previous.key")
+        os.rename(self.inst.key_path, old_key)
+        old_config = os.path.join(self.inst.dir, "old.yaml")
+        with open(self.inst.config_path) as f:
+            text = f.read()
+        with open(old_config, "w") as f:
+            f.write(text.replace(self.inst.key_path, old_key))
+        return self.inst.run("rewrap", "--from-config", old_config)
+
+    def backup_then_restore_a_lost_key(self):
+        pass_file = os.path.join(self.inst.dir, "passphrase")
+        with open(pass_file, "w") as f:
+            f.write(PASSPHRASE + "\n")
+        backup = os.path.join(self.inst.dir, "keys.backup")
+        self.assertExit(self.inst.run("backup", "--output", backup, "--passphrase-file", pass_file,
+                                      "--kdf-memory", "1", "--kdf-iterations", "1"), "ok")
+        key = read_file(self.inst.key_path)
+        os.remove(self.inst.key_path)
+        r = self.inst.run("restore", backup, "--passphrase-file", pass_file)
+        self.assertEqual(read_file(self.inst.key_path), key)
+        return r
+
+    # --- the census, and every key change carrying every sealed value over ---------------------
+    def test_every_family_counts_every_sealed_value_and_every_key_change_carries_all_of_them(self):
         def check(fx):
             r, report = self.verify_json()
             self.assertExit(r, "ok")
@@ -41,115 +71,67 @@ class ReleaseFamilies(E2E):
             self.assertEqual(report["values"], len(fx.sealed))
             self.assertEqual(report["failures"], [])
             sealed = {(t, c) for t, c, _ in releases.sealed_columns(fx.version)}
-            listed = {(c["table"], c["column"]) for c in report["columns"] if c["sealed_by_release"]}
-            self.assertEqual(listed, sealed)
-        self.for_each_family(check)
+            self.assertEqual({(c["table"], c["column"]) for c in report["columns"] if c["sealed_by_release"]}, sealed)
 
-    def test_status_shows_the_release_and_values_per_column_and_key_id(self):
-        def check(fx):
             r = self.inst.run("status")
             self.assertExit(r, "ok")
             self.assertIn(f"Infra {fx.family}", r.stdout)
-            kid = fx.kid.hex()
-            for table, column, _ in releases.sealed_columns(fx.version):
+            for table, column in sealed:
                 count = sum(1 for (t, c, _r) in fx.sealed if (t, c) == (table, column))
                 if count:
-                    self.assertRegex(r.stdout, rf"{table}\.{column}\s+key id {kid} \(db key\)\s+{count} values")
-        self.for_each_family(check)
+                    self.assertRegex(r.stdout, rf"{table}\.{column}\s+key id {fx.kid.hex()} \(db key\)\s+{count} values")
 
-    # --- every key change carries every sealed value over -------------------------------------
-    def test_rotate_root_leaves_every_sealed_value_opening_under_the_new_key(self):
-        def check(fx):
             old_key = read_file(self.inst.key_path)
             r = self.inst.run("rotate-root")
             self.assertExit(r, "ok")
             self.assertIn(f"{len(fx.sealed)} encrypted values re-keyed", r.stdout)
             self.assertNotEqual(read_file(self.inst.key_path), old_key)
             fx.check_all_open(self)
+            for name, step in (("rewrap --from-key", self.rewrap_from_key),
+                               ("rewrap --from-config", self.rewrap_from_config),
+                               ("restore", self.backup_then_restore_a_lost_key)):
+                r = step()
+                self.assertExit(r, "ok")
+                with self.subTest(step=name):
+                    fx.check_all_open(self)
             self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         self.for_each_family(check)
 
-    def test_rewrap_from_key_after_the_key_was_replaced_by_hand(self):
-        def check(fx):
-            old = os.path.join(self.inst.dir, "old.key")
-            shutil.copy(self.inst.key_path, old)
-            with open(self.inst.key_path, "wb") as f:
-                f.write(releases.helm_root_key())
-            r = self.inst.run("rewrap", "--from-key", old)
-            self.assertExit(r, "ok")
-            fx.check_all_open(self)
-        self.for_each_family(check)
-
-    def test_rewrap_from_config_moves_to_the_configured_root_key(self):
-        def check(fx):
-            old_key = os.path.join(self.inst.dir, "previous.key")
-            os.rename(self.inst.key_path, old_key)
-            old_config = os.path.join(self.inst.dir, "old.yaml")
-            with open(self.inst.config_path) as f:
-                text = f.read()
-            with open(old_config, "w") as f:
-                f.write(text.replace(self.inst.key_path, old_key))
-            r = self.inst.run("rewrap", "--from-config", old_config)
-            self.assertExit(r, "ok")
-            self.assertTrue(os.path.exists(self.inst.key_path))
-            fx.check_all_open(self)
-        self.for_each_family(check)
-
-    def test_restore_after_the_key_was_lost(self):
-        def check(fx):
-            pass_file = os.path.join(self.inst.dir, "passphrase")
-            with open(pass_file, "w") as f:
-                f.write(PASSPHRASE + "\n")
-            backup = os.path.join(self.inst.dir, "keys.backup")
-            self.assertExit(self.inst.run("rotate-root"), "ok")
-            self.assertExit(self.inst.run("backup", "--output", backup, "--passphrase-file", pass_file,
-                                          "--kdf-memory", "1", "--kdf-iterations", "1"), "ok")
-            key = read_file(self.inst.key_path)
-            os.remove(self.inst.key_path)
-            self.assertExit(self.inst.run("restore", backup, "--passphrase-file", pass_file), "ok")
-            self.assertEqual(read_file(self.inst.key_path), key)
-            fx.check_all_open(self)
-        self.for_each_family(check)
-
     # --- values the release does not explain ---------------------------------------------------
-    def test_a_sealed_value_in_an_unknown_table_is_named_and_re_keyed(self):
+    def test_sealed_values_in_an_unknown_table_are_named_re_keyed_or_block_the_change(self):
         def check(fx):
-            fx.add_unknown_table()
+            fx.add_unknown_value(1)
             r, report = self.verify_json()
             self.assertExit(r, "problems")
             self.assertEqual([(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]],
                              [("vendor_extension", "secret", "1", "unlisted")])
-            self.assertExit(self.inst.run("rotate-root"), "ok")
-            fx.check_all_open(self)
-        self.for_each_family(check)
 
-    def test_a_value_under_another_key_blocks_every_key_change_and_changes_nothing(self):
-        def check(fx):
-            fx.add_unknown_table(key=os.urandom(32), key_id=b"\x01\x02\x03\x04")
+            fx.add_unknown_value(2, key=os.urandom(32), key_id=b"\x01\x02\x03\x04")
+            _, report = self.verify_json()
+            self.assertIn(("vendor_extension", "secret", "2", "other_key_id"),
+                          [(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]])
             # rotate-root writes its new key before the transaction (kept for --resume): the
             # database is what must not change.
             before = fx.snapshot(files=False)
             r = self.inst.run("rotate-root")
             self.assertExit(r, "problems")
-            self.assertIn("vendor_extension.secret row 1 (other_key_id)", r.stderr)
+            self.assertIn("vendor_extension.secret row 2 (other_key_id)", r.stderr)
             self.assertEqual(before, fx.snapshot(files=False))
             for name in os.listdir(self.inst.dir):
                 if ".retired" in name or name.endswith(".new"):
                     os.remove(os.path.join(self.inst.dir, name))
             # The same for a rewrap after the key was replaced by hand.
-            old = os.path.join(self.inst.dir, "old.key")
-            shutil.copy(self.inst.key_path, old)
-            with open(self.inst.key_path, "wb") as f:
-                f.write(os.urandom(32))
-            before = fx.snapshot()
-            r = self.inst.run("rewrap", "--from-key", old)
+            before = fx.snapshot(files=False)
+            r = self.rewrap_from_key()
             self.assertExit(r, "problems")
-            self.assertIn("vendor_extension.secret row 1 (other_key_id)", r.stderr)
-            self.assertEqual(before, fx.snapshot())
-            shutil.copy(old, self.inst.key_path)
-            _, report = self.verify_json()
-            self.assertIn(("vendor_extension", "secret", "1", "other_key_id"),
-                          [(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]])
+            self.assertIn("vendor_extension.secret row 2 (other_key_id)", r.stderr)
+            self.assertEqual(before, fx.snapshot(files=False))
+
+            self.inst.execute("DELETE FROM vendor_extension WHERE id = 2")
+            self.assertExit(self.inst.run("rewrap", "--from-key", os.path.join(self.inst.dir, "old.key")), "ok")
+            fx.check_all_open(self)
+            self.assertExit(self.inst.run("rotate-root"), "ok")
+            fx.check_all_open(self)
         self.for_each_family(check)
 
     def test_a_listed_column_missing_from_the_schema_is_named(self):
@@ -198,14 +180,44 @@ class PostgresOnlyReleases(E2E):
 
     def test_v0_21_refuses_a_root_key_provider_it_cannot_start_with(self):
         fx = self.fixture("v0.21.0")
-        before = fx.snapshot()
         self.inst.write_config("dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
                                "      address: https://127.0.0.1:1\n      token: plaintext:t\n")
+        before = fx.snapshot()
         for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path]):
             r = self.inst.run(*args)
             self.assertExit(r, "refused")
             self.assertIn("v0.21.0", r.stderr)
             self.assertIn("native root key in a file", r.stderr)
+        self.assertEqual(before, fx.snapshot())
+
+    def literal_password_config(self):
+        """A role whose password looks like a secret reference to a storage that does not exist."""
+        password = "vault21:" + os.urandom(8).hex()
+        role = "r" + os.urandom(6).hex()
+        self.inst.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        self.inst.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        with open(self.inst.config_path) as f:
+            lines = [line for line in f.read().splitlines() if not line.startswith("dbUsername")]
+        with open(self.inst.config_path, "w") as f:
+            f.write("\n".join(lines + [f"dbUsername: {role}", f"dbPassword: {password}"]) + "\n")
+        return {"PGPASSWORD": ""}
+
+    def test_v0_21_reads_db_password_as_the_password_itself(self):
+        fx = self.fixture("v0.21.0")
+        env = self.literal_password_config()
+        r = self.inst.run("verify", "--level", "full", env=env)
+        self.assertExit(r, "ok")
+        self.assertIn("only Infra v0.21", r.stderr)
+        self.assertExit(self.inst.run("rotate-root", env=env), "ok")
+        fx.check_all_open(self)
+
+    def test_before_v0_21_db_password_must_resolve_as_a_secret_reference(self):
+        fx = self.fixture("v0.20.0")
+        env = self.literal_password_config()
+        before = fx.snapshot()
+        r = self.inst.run("rotate-root", env=env)
+        self.assertExit(r, "usage")
+        self.assertIn("vault21", r.stderr)
         self.assertEqual(before, fx.snapshot())
 
     def test_db_connection_string_is_honoured(self):

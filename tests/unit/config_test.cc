@@ -321,4 +321,14 @@ TEST_CASE("a directory given as the config file is a usage error naming it") {
         CHECK(e.hint().find((dir / "infra.yaml").string()) != std::string::npos);
     }
     std::filesystem::remove_all(dir);
+
+TEST_CASE("dbConnectionString (v0.15.0+) points at PostgreSQL, from the file or the environment") {
+    Config cfg = parse("dbConnectionString: host=db.internal dbname=infra sslmode=verify-full\n");
+    CHECK(cfg.db_connection_string == "host=db.internal dbname=infra sslmode=verify-full");
+    CHECK(cfg.uses_postgres());
+    Config from_env = parse("dbFile: /var/lib/infra/sqlite3.db\n",
+                            {{"INFRA_SERVER_DB_CONNECTION_STRING", "postgresql://infra@db/infra"}});
+    CHECK(from_env.db_connection_string == "postgresql://infra@db/infra");
+    CHECK(from_env.uses_postgres());
+    CHECK_FALSE(parse("dbFile: /var/lib/infra/sqlite3.db\n").uses_postgres());
 }

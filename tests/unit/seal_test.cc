@@ -455,3 +455,23 @@ TEST_CASE("unseal errors name the failure and the key ids") {
     CHECK(seal::describe(seal::Failure::wrong_key) == "wrong key");
     CHECK(seal::describe(seal::Failure::malformed) == "malformed");
 }
+
+TEST_CASE("may_be_payload rules out plaintext but never a sealed value") {
+    SecretBytes key(32, 7);
+    seal::KeyId id{1, 2, 3, 4};
+    for (size_t n : {0, 1, 100}) CHECK(seal::may_be_payload(seal::seal(key, Bytes(n, 'x'), id, "")));
+    CHECK_FALSE(seal::may_be_payload(""));
+    CHECK_FALSE(seal::may_be_payload("hunter2"));
+    CHECK_FALSE(seal::may_be_payload("https://login.example.com/oauth2/v1/authorize?client_id=x"));
+    CHECK_FALSE(seal::may_be_payload("AAAA"));
+}
+
+TEST_CASE("an opener reports the key id a value carries, even when it is another key's") {
+    SecretBytes key(32, 7);
+    seal::KeyId mine{1, 2, 3, 4}, other{9, 9, 9, 9};
+    seal::Opener opener(key, mine);
+    CHECK(opener.open(seal::seal(key, Bytes{'a'}, other, "")) == seal::Failure::wrong_key);
+    CHECK(opener.found_key_id() == Bytes(other.begin(), other.end()));
+    CHECK(opener.open("not*base64") == seal::Failure::malformed);
+    CHECK(opener.found_key_id().empty());
+}
