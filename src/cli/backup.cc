@@ -84,7 +84,7 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
                     "encrypt to an age1… (X25519) or \"ssh-ed25519 AAAA…\" public key instead of a passphrase (repeatable)");
     sub->add_option("-R,--recipients-file", flags->recipient_files,
                     "encrypt to every public key in FILE, one per line (repeatable)");
-    sub->add_option("--scrypt-work-factor", flags->work_factor, "passphrase cost: log2 of scrypt's N (default 17)")
+    sub->add_option("--scrypt-work-factor", flags->work_factor, "passphrase cost: log2 of scrypt's N (default 16)")
         ->check(CLI::Range(10, age::max_work_factor));
     sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key");
     sub->add_flag("--offline", flags->offline, "with --check: open and self-check FILE without any database");

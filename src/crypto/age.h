@@ -36,7 +36,7 @@ struct Stanza {
 
 // The scrypt work factor (log2 N) written by default: chosen so one unlock takes under a second
 // on the development machine (bench/README.md).
-constexpr int default_work_factor = 17;
+constexpr int default_work_factor = 16;
 // The largest accepted when reading (as the reference implementation): 2^22 × 1 KiB = 4 GiB.
 constexpr int max_work_factor = 22;
 
