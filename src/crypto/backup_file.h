@@ -70,6 +70,8 @@ struct Header {
 struct RetainedKey {
     std::string id;  // where it lives: the retained key's slot (file path or Secret data key)
     SecretBytes key;
+
+    bool operator==(const RetainedKey&) const = default;
 };
 
 struct Contents {

@@ -123,13 +123,50 @@ std::vector<std::string> describe(const backup::Metadata& m) {
     return lines;
 }
 
-void write_and_reopen(const std::string& path, std::string_view bytes, bool force, const backup::Unlock& reopen,
-                      const std::function<void(const backup::Opened&)>& prove) {
-    if (force) files::write_atomic(path, as_bytes(bytes), 0600);
-    else files::write_new(path, as_bytes(bytes), 0600);
+namespace {
+
+struct Encrypted {
+    std::string bytes;
+    SecretBytes file_key;
+};
+
+void require_same_keys(const backup::Contents& found, const backup::Contents& meant) {
+    if (found.root_key != meant.root_key || found.retained_keys != meant.retained_keys || found.db_key != meant.db_key ||
+        found.rows != meant.rows)
+        fail(ExitCode::backup, "the backup written does not hold the keys it was given");
+}
+
+backup::Unlock by_file_key(const SecretBytes& file_key) {
+    backup::Unlock unlock;
+    unlock.identities.push_back(age::file_key_identity(file_key));
+    return unlock;
+}
+
+// The file for `to`, proven in memory — by its file key, so a writer holding only public keys
+// can prove it too — to open to exactly `contents`.
+Encrypted encrypt_proven(const backup::Metadata& meta, const backup::Contents& contents, const BackupRecipients& to) {
+    std::vector<const age::Recipient*> recipients;
+    for (const auto& r : to.recipients) recipients.push_back(r.get());
+    Encrypted out;
+    out.bytes = backup::write_age(meta, contents, recipients, &out.file_key);
+    require_same_keys(backup::open_any(out.bytes, by_file_key(out.file_key)).contents, contents);
+    return out;
+}
+
+}  // namespace
+
+backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
+                                     const backup::Contents& contents, const BackupRecipients& to) {
+    Encrypted file = encrypt_proven(meta, contents, to);
+    if (force) files::write_atomic(path, as_bytes(file.bytes), 0600);
+    else files::write_new(path, as_bytes(file.bytes), 0600);
     failpoint("backup-after-write");
-    // Prove what is on disk, not what was in memory.
-    prove(backup::open_any(read_backup_file(path), reopen));
+    // Prove what is on disk, not what was in memory; with a passphrase, the way a restore opens it.
+    backup::Unlock reopen = by_file_key(file.file_key);
+    if (to.passphrase) reopen = backup::Unlock{to.passphrase, {}};
+    backup::Opened opened = backup::open_any(read_backup_file(path), reopen);
+    require_same_keys(opened.contents, contents);
+    return opened;
 }
 
 Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to) {
@@ -140,30 +177,19 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
     OpenDbKey key = open_db_key(inst);
     std::vector<store::KeyRow> live = inst.store().live_keys();
     backup::Contents contents = contents_for(inst, key, live);
-
-    std::vector<const age::Recipient*> recipients;
-    for (const auto& r : to.recipients) recipients.push_back(r.get());
-    SecretBytes file_key;
-    std::string bytes = backup::write_age(metadata_for(inst, key), contents, recipients, &file_key);
-    // Re-opened by the file key: a writer holding only public keys can still prove its file.
-    backup::Unlock by_file_key;
-    by_file_key.identities.push_back(age::file_key_identity(file_key));
-    auto prove = [&](const backup::Opened& opened) { prove_matches_live(inst, opened, live, key); };
-    prove(backup::open_any(bytes, by_file_key));
+    backup::Metadata meta = metadata_for(inst, key);
 
     Report report;
     if (options.output == "-") {
-        std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+        Encrypted file = encrypt_proven(meta, contents, to);
+        prove_matches_live(inst, backup::open_any(file.bytes, by_file_key(file.file_key)), live, key);
+        std::fwrite(file.bytes.data(), 1, file.bytes.size(), stdout);
         std::fflush(stdout);
     } else {
-        // With a passphrase, the copy on disk is re-opened the way a restore will open it.
-        backup::Unlock reopen;
-        if (to.passphrase) reopen.passphrase = to.passphrase;
-        else reopen.identities.push_back(age::file_key_identity(file_key));
-        write_and_reopen(options.output, bytes, options.force, reopen, prove);
+        prove_matches_live(inst, write_verified_backup(options.output, options.force, meta, contents, to), live, key);
         report.lines.push_back(fmt::format("backup: wrote {} (0600, age format)", options.output));
     }
-    for (const auto* r : recipients) report.lines.push_back(fmt::format("backup: opens with {}", r->describe()));
+    for (const auto& r : to.recipients) report.lines.push_back(fmt::format("backup: opens with {}", r->describe()));
     report.lines.push_back(fmt::format("backup: {} key rows, the db key{}{}; verified: it opens the db key of {}",
                                        live.size(), contents.root_key ? " and the root key" : "",
                                        contents.retained_keys.empty() ? ""

@@ -2,7 +2,6 @@
 // passphrase or public keys, each proven against the live database before anything is written.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,10 +33,13 @@ struct Report {
 // With output "-", the file goes to stdout and `Report.lines` should go to stderr.
 Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to);
 
-// Writes `bytes` to `path` (0600; over an existing file only with `force`), then re-reads the
-// file and hands what it opens to `prove`, which throws if it is not the backup meant.
-void write_and_reopen(const std::string& path, std::string_view bytes, bool force, const backup::Unlock& reopen,
-                      const std::function<void(const backup::Opened&)>& prove);
+// Writes a backup of exactly `contents` for `to` at `path` (0600, atomically; over an existing file
+// only with `force`), then re-opens the file on disk — with the passphrase, or by its file key
+// when only public keys were given — and proves it holds that key material; ik::Error(backup)
+// otherwise. For every command that must not leave a key in one place only (e.g. a new root key
+// saved before a rotation commits). Returns what the file on disk opened to.
+backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
+                                     const backup::Contents& contents, const BackupRecipients& to);
 
 // Opens a backup and proves, writing nothing, that it opens the live database's db key.
 Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock);
