@@ -21,8 +21,8 @@ _infra_keys() {
         status) opts="";;
         rotate-root) opts="--dry-run --resume --retire-old --server-stopped --to-key-id";;
         rewrap) opts="--from-key --from-config --dry-run --server-stopped";;
-        backup) opts="--output --force --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --check --kdf-memory --kdf-iterations";;
-        restore) opts="--dry-run --force --with-db-key --passphrase-file --passphrase-fd --passphrase-command --server-stopped";;
+        backup) opts="--output --force --recipient --recipients-file --identity --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --scrypt-work-factor --check --offline --info";;
+        restore) opts="--dry-run --force --with-db-key --identity --passphrase-file --passphrase-fd --passphrase-command --server-stopped";;
         help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return;;
     esac
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); else _filedir; fi

@@ -21,8 +21,12 @@ complete -c infra-keys -n "__fish_seen_subcommand_from init rotate-root rewrap r
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s l -l level -x -a 'config keys full'
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -l json -d 'JSON report'
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l check -r -F -d "prove a backup opens the live db key"
-complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l kdf-memory -x -d "Argon2id MiB"
-complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l kdf-iterations -x -d "Argon2id passes"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l offline -d "with --check: no config or database"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l info -r -F -d "what a backup tells without a secret"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -s r -l recipient -x -d "age1… or ssh-ed25519 public key"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -s R -l recipients-file -r -F -d "file of public keys"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l scrypt-work-factor -x -d "log2 of scrypt N (10-22)"
+complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -s i -l identity -r -F -d "age identity or OpenSSH key"
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s j -l jobs -x -d "decrypting threads"
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l resume -d 'complete an interrupted rotation'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l retire-old -d 'delete retained keys after full verification'

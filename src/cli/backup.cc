@@ -1,11 +1,14 @@
-// `infra-keys backup`: an encrypted, authenticated backup of the keys, proven before it is kept.
+// `infra-keys backup`: an age-encrypted, authenticated backup of the keys, proven before it is kept;
+// `--check` and `--info` look at an existing one.
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "crypto/age.h"
 #include "ops/backup.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/output.h"
 #include "util/passphrase.h"
 
@@ -13,51 +16,105 @@ namespace ik::cli {
 
 namespace {
 
-void add_kdf_options(CLI::App* sub, std::optional<size_t>& memory_mib, std::optional<size_t>& iterations) {
-    sub->add_option("--kdf-memory", memory_mib, "Argon2id memory in MiB (default 96; raise to make guessing dearer)")
-        ->check(CLI::Range(size_t{1}, size_t{4096}));
-    sub->add_option("--kdf-iterations", iterations, "Argon2id passes (default 3)")
-        ->check(CLI::Range(size_t{1}, size_t{100}));
+std::string read_file_or_fail(const std::string& path, std::string_view what) {
+    auto text = files::read_text(path);
+    if (!text) fail(ExitCode::usage, "{} {} does not exist", what, path);
+    return *text;
+}
+
+// Public keys from --recipient and --recipients-file, else the passphrase (asked twice).
+ops::BackupRecipients recipients_from(const std::vector<std::string>& recipients,
+                                      const std::vector<std::string>& recipient_files, passphrase::Source& source,
+                                      int work_factor) {
+    ops::BackupRecipients to;
+    for (const auto& text : recipients) to.recipients.push_back(age::parse_recipient(text));
+    for (const auto& path : recipient_files)
+        for (auto& r : age::parse_recipients_file(read_file_or_fail(path, "recipients file"), path))
+            to.recipients.push_back(std::move(r));
+    if (!to.recipients.empty()) return to;
+    source.confirm = true;
+    to.passphrase = passphrase::read(source);
+    to.recipients.push_back(age::passphrase_recipient(*to.passphrase, work_factor));
+    return to;
+}
+
+void print(const ops::Report& report) {
+    for (const auto& line : report.lines) out::result("{}", line);
 }
 
 }  // namespace
 
+void add_identity_option(CLI::App* sub, std::vector<std::string>& identity_files) {
+    sub->add_option("-i,--identity", identity_files,
+                    "open with the age identity file or unencrypted OpenSSH ed25519 key FILE (repeatable)");
+}
+
+backup::Unlock unlock_from(const std::vector<std::string>& identity_files, passphrase::Source& source) {
+    backup::Unlock unlock;
+    for (const auto& path : identity_files) {
+        auto text = files::read_secret(path);
+        if (!text) fail(ExitCode::usage, "identity file {} does not exist", path);
+        for (auto& identity : age::parse_identities(as_text(*text), path)) unlock.identities.push_back(std::move(identity));
+    }
+    if (unlock.identities.empty()) {
+        source.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
+        unlock.passphrase = passphrase::read(source);
+    }
+    return unlock;
+}
+
 Command add_backup(CLI::App& app, const GlobalOptions& global) {
-    auto* sub = app.add_subcommand("backup", "Write a passphrase-encrypted backup of the root key and the key rows");
+    auto* sub = app.add_subcommand("backup", "Write an age-encrypted backup of the db key, root key and key rows");
     struct Flags {
         std::string output = "infra-keys.backup";
         bool force = false;
-        std::optional<std::string> check;
-        std::optional<size_t> kdf_memory_mib, kdf_iterations;
+        std::optional<std::string> check, info;
+        bool offline = false;
+        std::vector<std::string> recipients, recipient_files, identities;
+        int work_factor = age::default_work_factor;
         passphrase::Source passphrase;
     };
     auto flags = std::make_shared<Flags>();
     auto* output = sub->add_option("-o,--output", flags->output, "where to write it, or - for stdout")->capture_default_str();
     auto* force = sub->add_flag("-f,--force", flags->force, "overwrite an existing file");
-    sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key")
-        ->excludes(output)->excludes(force);
+    sub->add_option("-r,--recipient", flags->recipients,
+                    "encrypt to an age1… (X25519) or \"ssh-ed25519 AAAA…\" public key instead of a passphrase (repeatable)");
+    sub->add_option("-R,--recipients-file", flags->recipient_files,
+                    "encrypt to every public key in FILE, one per line (repeatable)");
+    sub->add_option("--scrypt-work-factor", flags->work_factor, "passphrase cost: log2 of scrypt's N (default 16)")
+        ->check(CLI::Range(10, age::max_work_factor));
+    auto* check = sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key")
+                      ->excludes(output)->excludes(force);
+    sub->add_flag("--offline", flags->offline, "with --check: open and self-check FILE without any database");
+    sub->add_option("--info", flags->info, "show what backup FILE tells without a secret or a database")
+        ->excludes(output)->excludes(force)->excludes(check);
     sub->add_flag("--allow-weak-passphrase", flags->passphrase.allow_weak, "accept a passphrase under 12 characters");
     add_passphrase_options(sub, flags->passphrase);
-    add_kdf_options(sub, flags->kdf_memory_mib, flags->kdf_iterations);
+    add_identity_option(sub, flags->identities);
 
     return {sub, [&global, flags] {
+        if (flags->info) {
+            print(ops::inspect_backup(*flags->info));
+            return 0;
+        }
+        if (flags->offline && !flags->check) fail(ExitCode::usage, "--offline goes with --check FILE");
+        if (flags->check && flags->offline) {
+            ops::Report report = ops::check_backup_offline(*flags->check, unlock_from(flags->identities, flags->passphrase));
+            print(report);
+            return report.problems ? static_cast<int>(ExitCode::problems) : 0;
+        }
         ops::Installation inst = ops::open(global.target);
         for (const auto& w : inst.config.warnings) out::warn("{}", w);
         if (flags->check) {
-            flags->passphrase.allow_weak = true;  // judging an existing backup, not choosing a passphrase
-            ops::Report report = ops::check_backup(inst, *flags->check, passphrase::read(flags->passphrase));
-            for (const auto& line : report.lines) out::result("{}", line);
+            ops::Report report = ops::check_backup(inst, *flags->check, unlock_from(flags->identities, flags->passphrase));
+            print(report);
             return report.problems ? static_cast<int>(ExitCode::wrong_key) : 0;  // as restore says of the same backup
         }
-        flags->passphrase.confirm = true;
-        ops::BackupOptions options{flags->output, flags->force, std::nullopt};
-        if (flags->kdf_memory_mib || flags->kdf_iterations) {
-            backup::KdfParams kdf = backup::default_kdf();
-            if (flags->kdf_memory_mib) kdf.memory_kib = *flags->kdf_memory_mib * 1024;
-            if (flags->kdf_iterations) kdf.iterations = *flags->kdf_iterations;
-            options.kdf = kdf;
-        }
-        ops::Report report = ops::write_backup(inst, options, passphrase::read(flags->passphrase));
+        if (!flags->identities.empty()) fail(ExitCode::usage, "--identity opens a backup (--check, restore); to write one use --recipient");
+        ops::BackupOptions options{flags->output, flags->force};
+        ops::BackupRecipients to =
+            recipients_from(flags->recipients, flags->recipient_files, flags->passphrase, flags->work_factor);
+        ops::Report report = ops::write_backup(inst, options, to);
         // With --output -, stdout carries the backup itself: the report goes to stderr, as results (-q hides them).
         for (const auto& line : report.lines)
             if (flags->output == "-") { if (out::level() != out::Level::quiet) std::fprintf(stderr, "%s\n", line.c_str()); }

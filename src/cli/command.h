@@ -5,6 +5,9 @@
 #include <optional>
 #include <string>
 
+#include <vector>
+
+#include "crypto/backup_age.h"
 #include "ops/installation.h"
 #include "util/error.h"
 
@@ -28,6 +31,10 @@ struct Command {
 
 // --passphrase-file, --passphrase-fd and --passphrase-command, shared by backup and restore.
 void add_passphrase_options(CLI::App* sub, passphrase::Source& source);
+// --identity FILE (repeatable), for opening age backups with a private key.
+void add_identity_option(CLI::App* sub, std::vector<std::string>& identity_files);
+// The identities in those files; with none, the passphrase from `source`.
+backup::Unlock unlock_from(const std::vector<std::string>& identity_files, passphrase::Source& source);
 
 // Each lives in its own file under src/cli/ and adds one subcommand with its flags.
 Command add_init(CLI::App& app, const GlobalOptions& global);

@@ -17,6 +17,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
         std::string file;
         ops::RestoreOptions options;
         passphrase::Source passphrase;
+        std::vector<std::string> identities;
     };
     auto flags = std::make_shared<Flags>();
     sub->add_option("FILE", flags->file, "the backup file, or - for stdin")->required();
@@ -25,6 +26,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
     sub->add_flag("--with-db-key", flags->options.with_db_key, "insert the backup's key rows into a database without them");
     sub->add_flag("--server-stopped", flags->options.server_stopped, "assert the Infra server is stopped");
     add_passphrase_options(sub, flags->passphrase);
+    add_identity_option(sub, flags->identities);
 
     return {sub, [&global, flags] {
         std::error_code ignored;
@@ -34,7 +36,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
         ops::Installation inst = ops::open(global.target);
         flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
         flags->passphrase.stdin_taken = flags->file == "-";
-        ops::Report report = ops::restore(inst, flags->file, passphrase::read(flags->passphrase), flags->options);
+        ops::Report report = ops::restore(inst, flags->file, unlock_from(flags->identities, flags->passphrase), flags->options);
         for (const auto& line : report.lines) out::result("{}", line);
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");
         return 0;

@@ -1,5 +1,6 @@
-// The infra-keys backup file (docs/backup-format.md): a readable header, then the key rows and
-// (optionally) the root key, encrypted under a passphrase with Argon2id + AES-256/GCM.
+// The infra-keys backup file v1 of infra-keys 0.1.0 (docs/backup-format.md): a readable header,
+// then the key rows and (optionally) the root key, under a passphrase with Argon2id + AES-256/GCM.
+// Still read so old backups restore; new backups are age files (crypto/backup_age.h).
 #pragma once
 
 #include <cstdint>
@@ -65,12 +66,23 @@ struct Header {
     size_t payload_size = 0;                      // ciphertext + tag bytes; written by write()
 };
 
+// A native root key other than the configured one: a previous key retained after a rotation.
+struct RetainedKey {
+    std::string id;  // where it lives: the retained key's slot (file path or Secret data key)
+    SecretBytes key;
+
+    bool operator==(const RetainedKey&) const = default;
+};
+
 struct Contents {
     std::optional<SecretBytes> root_key;  // native provider only
     std::vector<KeyRowCopy> rows;
+    // Only in age backups (format 2); a v1 file has neither.
+    std::vector<RetainedKey> retained_keys;
+    std::optional<SecretBytes> db_key;    // the unwrapped db key that seals every value
 };
 
-// Returns the complete file. Fills salt, nonce, version, sizes (and created_at/tool_version if empty).
+// Returns the complete file (v1: only root_key and rows are written; tests and tools only). Fills salt, nonce, version, sizes (and created_at/tool_version if empty).
 std::string write(const Header& header, const Contents& contents, const SecretBytes& passphrase);
 
 // Validates the layout and header without the passphrase, for showing metadata.

@@ -9,6 +9,7 @@
 #include <botan/hash.h>
 #include <botan/hex.h>
 
+#include "crypto/fingerprint.h"
 #include "ops/db_key.h"
 #include "ops/guard.h"
 #include "ops/release.h"
@@ -57,29 +58,46 @@ SecretBytes unwrap_with_backup(Installation& inst, const backup::Contents& conte
     return inst.provider->unwrap(wrapped);
 }
 
-backup::Header header_for(Installation& inst, const OpenDbKey& key) {
-    backup::Header h;
-    h.provider_kind = inst.provider->kind();
-    h.root_key_id = inst.provider->root_key_id();
+backup::Metadata metadata_for(Installation& inst, const OpenDbKey& key) {
+    backup::Metadata m;
+    m.provider_kind = inst.provider->kind();
+    m.root_key_id = inst.provider->root_key_id();
     for (const auto& [name, value] : inst.config.active_provider().options)
-        if (!secret_options.count(name)) h.provider_settings[name] = value;
-    h.db_key_id = seal::to_hex(key.key_id);
-    h.db_key_sha256 = sha256_hex(key.row.encrypted);
-    h.database = inst.store().identity();
-    return h;
+        if (!secret_options.count(name)) m.provider_settings[name] = value;
+    m.db_key_id = seal::to_hex(key.key_id);
+    m.db_key_sha256 = sha256_hex(key.row.encrypted);
+    m.database = inst.store().identity();
+    return m;
 }
 
-// The proof a backup is good: it decrypts, holds the live rows, and opens the live db key.
-void prove_matches_live(Installation& inst, std::string_view bytes, const SecretBytes& passphrase,
-                        const std::vector<store::KeyRow>& live, const OpenDbKey& key) {
-    backup::Contents contents = backup::open(bytes, passphrase);
+// Everything a restore may need: the rows, the db key itself, and (native) the root key and
+// every retained previous key, so a backup outlives rotations until those keys are retired.
+backup::Contents contents_for(Installation& inst, const OpenDbKey& key, const std::vector<store::KeyRow>& live) {
+    backup::Contents contents;
+    for (const auto& row : live) contents.rows.push_back(copy_of(row));
+    contents.db_key = key.plaintext;
+    if (auto* native = native_of(inst)) contents.root_key = native->root_key();
+    if (auto slots = key_slots(inst))
+        for (const auto& retained : slots->retained())
+            if (auto bytes = slots->read(retained)) contents.retained_keys.push_back({slots->describe(retained), *bytes});
+    return contents;
+}
+
+// The proof a backup is good: it holds the live rows and the db key, and opens the live db key.
+void prove_matches_live(Installation& inst, const backup::Opened& opened, const std::vector<store::KeyRow>& live,
+                        const OpenDbKey& key) {
+    const backup::Contents& contents = opened.contents;
     if (contents.rows.size() != live.size())
         fail(ExitCode::backup, "the backup written holds {} key rows, the database {}", contents.rows.size(), live.size());
     for (size_t i = 0; i < live.size(); ++i)
         if (!(contents.rows[i] == copy_of(live[i])))
             fail(ExitCode::backup, "the backup written differs from encryption_keys row {}", live[i].id);
-    if (unwrap_with_backup(inst, contents, key.row.encrypted) != key.plaintext)
+    if (contents.db_key != key.plaintext || unwrap_with_backup(inst, contents, key.row.encrypted) != key.plaintext)
         fail(ExitCode::backup, "the backup written does not open the live db key");
+}
+
+std::string fingerprint_or_none(const std::optional<SecretBytes>& key) {
+    return key ? crypto::root_key_fingerprint(*key) : "none (the root key never leaves the provider)";
 }
 
 }  // namespace
@@ -91,61 +109,106 @@ std::string read_backup_file(const std::string& path) {
     return *text;
 }
 
-std::vector<std::string> describe(const backup::Header& h) {
-    return {
-        fmt::format("format      infra-keys backup v{}", h.format_version),
-        fmt::format("created     {} by infra-keys {}", h.created_at, h.tool_version),
-        fmt::format("provider    {} (root key id {})", h.provider_kind, h.root_key_id),
-        fmt::format("root key    {}", h.contains_root_key ? "included" : "not included: it never leaves the provider"),
-        fmt::format("db key      key id {}, wrapped sha256 {}", h.db_key_id, h.db_key_sha256),
-        fmt::format("database    {}", h.database),
-        fmt::format("kdf         Argon2id m={} KiB t={} p={}", h.kdf.memory_kib, h.kdf.iterations, h.kdf.parallelism),
+std::vector<std::string> describe(const backup::Metadata& m) {
+    std::vector<std::string> lines = {
+        fmt::format("format      {}", m.format == "age" ? fmt::format("age v1, infra-keys backup document v{}", m.format_version) : m.format),
+        fmt::format("created     {} by infra-keys {}", m.created_at, m.tool_version),
+        fmt::format("provider    {} (root key id {})", m.provider_kind, m.root_key_id),
+        fmt::format("db key      key id {}, wrapped sha256 {}", m.db_key_id, m.db_key_sha256),
+        fmt::format("database    {}", m.database),
     };
+    if (!m.root_key_fingerprint.empty()) lines.push_back(fmt::format("root key    fingerprint {}", m.root_key_fingerprint));
+    if (m.argon2)
+        lines.push_back(fmt::format("kdf         Argon2id m={} KiB t={} p={}", m.argon2->memory_kib, m.argon2->iterations,
+                                    m.argon2->parallelism));
+    return lines;
 }
 
-Report write_backup(Installation& inst, const BackupOptions& options, const SecretBytes& passphrase) {
+namespace {
+
+struct Encrypted {
+    std::string bytes;
+    SecretBytes file_key;
+};
+
+void require_same_keys(const backup::Contents& found, const backup::Contents& meant) {
+    if (found.root_key != meant.root_key || found.retained_keys != meant.retained_keys || found.db_key != meant.db_key ||
+        found.rows != meant.rows)
+        fail(ExitCode::backup, "the backup written does not hold the keys it was given");
+}
+
+backup::Unlock by_file_key(const SecretBytes& file_key) {
+    backup::Unlock unlock;
+    unlock.identities.push_back(age::file_key_identity(file_key));
+    return unlock;
+}
+
+// The file for `to`, proven in memory — by its file key, so a writer holding only public keys
+// can prove it too — to open to exactly `contents`.
+Encrypted encrypt_proven(const backup::Metadata& meta, const backup::Contents& contents, const BackupRecipients& to) {
+    std::vector<const age::Recipient*> recipients;
+    for (const auto& r : to.recipients) recipients.push_back(r.get());
+    Encrypted out;
+    out.bytes = backup::write_age(meta, contents, recipients, &out.file_key);
+    require_same_keys(backup::open_any(out.bytes, by_file_key(out.file_key)).contents, contents);
+    return out;
+}
+
+}  // namespace
+
+backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
+                                     const backup::Contents& contents, const BackupRecipients& to) {
+    Encrypted file = encrypt_proven(meta, contents, to);
+    if (force) files::write_atomic(path, as_bytes(file.bytes), 0600);
+    else files::write_new(path, as_bytes(file.bytes), 0600);
+    failpoint("backup-after-write");
+    // Prove what is on disk, not what was in memory; with a passphrase, the way a restore opens it.
+    backup::Unlock reopen = by_file_key(file.file_key);
+    if (to.passphrase) reopen = backup::Unlock{to.passphrase, {}};
+    backup::Opened opened = backup::open_any(read_backup_file(path), reopen);
+    require_same_keys(opened.contents, contents);
+    return opened;
+}
+
+Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to) {
     refuse_if_rotation_interrupted(inst);
     if (options.output != "-" && !options.force && files::exists(options.output))
         throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", options.output),
                     "choose another --output, or pass --force");
     OpenDbKey key = open_db_key(inst);
     std::vector<store::KeyRow> live = inst.store().live_keys();
-
-    backup::Header header = header_for(inst, key);
-    if (options.kdf) header.kdf = *options.kdf;
-    backup::Contents contents;
-    for (const auto& row : live) contents.rows.push_back(copy_of(row));
-    if (auto* native = native_of(inst)) contents.root_key = native->root_key();
-
-    std::string bytes = backup::write(header, contents, passphrase);
-    prove_matches_live(inst, bytes, passphrase, live, key);
+    backup::Contents contents = contents_for(inst, key, live);
+    backup::Metadata meta = metadata_for(inst, key);
 
     Report report;
     if (options.output == "-") {
-        std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+        Encrypted file = encrypt_proven(meta, contents, to);
+        prove_matches_live(inst, backup::open_any(file.bytes, by_file_key(file.file_key)), live, key);
+        std::fwrite(file.bytes.data(), 1, file.bytes.size(), stdout);
         std::fflush(stdout);
     } else {
-        if (options.force) files::write_atomic(options.output, as_bytes(bytes), 0600);
-        else files::write_new(options.output, as_bytes(bytes), 0600);
-        failpoint("backup-after-write");
-        // Prove what is on disk, not what was in memory.
-        prove_matches_live(inst, read_backup_file(options.output), passphrase, live, key);
-        report.lines.push_back(fmt::format("backup: wrote {} (0600)", options.output));
+        prove_matches_live(inst, write_verified_backup(options.output, options.force, meta, contents, to), live, key);
+        report.lines.push_back(fmt::format("backup: wrote {} (0600, age format)", options.output));
     }
-    report.lines.push_back(fmt::format("backup: {} key rows{}; verified: it opens the db key of {}", live.size(),
-                                       contents.root_key ? " and the root key" : "", inst.store().describe()));
-    if (!contents.root_key)
+    for (const auto& r : to.recipients) report.lines.push_back(fmt::format("backup: opens with {}", r->describe()));
+    report.lines.push_back(fmt::format("backup: {} key rows, the db key{}{}; verified: it opens the db key of {}",
+                                       live.size(), contents.root_key ? " and the root key" : "",
+                                       contents.retained_keys.empty() ? ""
+                                           : fmt::format(" and {} retained root key(s)", contents.retained_keys.size()),
+                                       inst.store().describe()));
+    if (contents.root_key)
+        report.lines.push_back(fmt::format("backup: root key fingerprint {}", crypto::root_key_fingerprint(*contents.root_key)));
+    else
         report.lines.push_back(fmt::format("backup: the {} root key never leaves the provider; this backup needs it "
                                            "to be restored", inst.provider->kind()));
     return report;
 }
 
-Report check_backup(Installation& inst, const std::string& path, const SecretBytes& passphrase) {
-    std::string bytes = read_backup_file(path);
-    backup::Header header;
-    backup::Contents contents = backup::open(bytes, passphrase, &header);
+Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock) {
+    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
+    const backup::Contents& contents = opened.contents;
     Report report;
-    report.lines = describe(header);
+    report.lines = describe(opened.meta);
     store::KeyRow live = require_db_key_row(inst.store());
     const backup::KeyRowCopy* saved = db_key_in(contents);
     try {
@@ -163,11 +226,56 @@ Report check_backup(Installation& inst, const std::string& path, const SecretByt
     return report;
 }
 
-Report restore(Installation& inst, const std::string& path, const SecretBytes& passphrase, const RestoreOptions& options) {
-    refuse_if_rotation_interrupted(inst);
-    backup::Header header;
-    backup::Contents contents = backup::open(read_backup_file(path), passphrase, &header);
+Report check_backup_offline(const std::string& path, const backup::Unlock& unlock) {
+    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
+    const backup::Contents& contents = opened.contents;
+    const backup::Metadata& meta = opened.meta;
     Report report;
+    report.lines = describe(meta);
+    auto problem = [&report](std::string line) {
+        report.problems = true;
+        report.lines.push_back("check: FAILED: " + line);
+    };
+    const backup::KeyRowCopy* row = db_key_in(contents);
+    if (!row) {
+        problem("the backup holds no dbkey row");
+        return report;
+    }
+    if (sha256_hex(row->encrypted) != meta.db_key_sha256) problem("db_key.wrapped_sha256 is not the hash of its dbkey row");
+    if (seal::to_hex(seal::key_id_of(row->encrypted)) != meta.db_key_id) problem("db_key.key_id is not its dbkey row's key id");
+    if (contents.root_key) {
+        try {
+            SecretBytes unwrapped = providers::make_native_in_memory(*contents.root_key)->unwrap(row->encrypted);
+            if (contents.db_key && unwrapped != *contents.db_key) problem("its root key unwraps its dbkey row into another db key");
+            else report.lines.push_back("check: ok: its root key unwraps its dbkey row");
+        } catch (const Error& e) {
+            problem(fmt::format("its root key does not unwrap its dbkey row: {}", e.what()));
+        }
+    } else {
+        report.lines.push_back(fmt::format("check: note: the {} root key is not in the backup; only the provider can "
+                                           "unwrap the dbkey row", meta.provider_kind));
+    }
+    for (const auto& retained : contents.retained_keys)
+        report.lines.push_back(fmt::format("retained    {} fingerprint {}", retained.id, crypto::root_key_fingerprint(retained.key)));
+    if (!report.problems)
+        report.lines.push_back(fmt::format("check: ok (offline): {} key rows{}; not compared with any database",
+                                           contents.rows.size(), contents.db_key ? ", the db key" : ""));
+    return report;
+}
+
+Report inspect_backup(const std::string& path) {
+    Report report;
+    report.lines = backup::inspect(read_backup_file(path));
+    return report;
+}
+
+Report restore(Installation& inst, const std::string& path, const backup::Unlock& unlock, const RestoreOptions& options) {
+    refuse_if_rotation_interrupted(inst);
+    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
+    const backup::Contents& contents = opened.contents;
+    Report report;
+    report.lines.push_back(fmt::format("backup: {}, created {}; root key fingerprint {}", opened.meta.format,
+                                       opened.meta.created_at, fingerprint_or_none(contents.root_key)));
     std::string verb = options.dry_run ? "would " : "";
 
     // 1. The backup must fit the database before anything is written.
@@ -204,6 +312,9 @@ Report restore(Installation& inst, const std::string& path, const SecretBytes& p
     if (contents.root_key) {
         if (!native) fail(ExitCode::usage, "the backup holds a native root key but the configured provider is {}", inst.provider->kind());
         std::optional<SecretBytes> current = native->root_key_exists() ? std::optional(native->root_key()) : std::nullopt;
+        if (current)
+            report.lines.push_back(fmt::format("root key: {} has fingerprint {}", native->describe(),
+                                               crypto::root_key_fingerprint(*current)));
         if (current && *current == *contents.root_key) {
             report.lines.push_back(fmt::format("root key: the backup's root key is already installed at {}", native->describe()));
         } else if (current && !options.force) {

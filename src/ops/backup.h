@@ -1,12 +1,13 @@
-// `backup` and `restore`: the root key (native) and the key rows in a passphrase-encrypted file,
-// each proven against the live database before anything is written.
+// `backup` and `restore`: the db key, the root key (native) and the key rows in an age file for a
+// passphrase or public keys, each proven against the live database before anything is written.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "crypto/backup_file.h"
+#include "crypto/backup_age.h"
 #include "ops/installation.h"
 
 namespace ik::ops {
@@ -14,7 +15,12 @@ namespace ik::ops {
 struct BackupOptions {
     std::string output;  // a path, or "-" for stdout
     bool force = false;  // overwrite an existing file
-    std::optional<backup::KdfParams> kdf;
+};
+
+// Who can open a new backup: one passphrase (it stands alone, as age requires), or public keys.
+struct BackupRecipients {
+    std::vector<std::unique_ptr<age::Recipient>> recipients;
+    std::optional<SecretBytes> passphrase;  // set when `recipients` is its scrypt recipient
 };
 
 struct Report {
@@ -25,13 +31,28 @@ struct Report {
 
 // Writes the backup atomically (0600), then re-reads the file and proves it matches the database.
 // With output "-", the file goes to stdout and `Report.lines` should go to stderr.
-Report write_backup(Installation& inst, const BackupOptions& options, const SecretBytes& passphrase);
+Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to);
+
+// Writes a backup of exactly `contents` for `to` at `path` (0600, atomically; over an existing file
+// only with `force`), then re-opens the file on disk — with the passphrase, or by its file key
+// when only public keys were given — and proves it holds that key material; ik::Error(backup)
+// otherwise. For every command that must not leave a key in one place only (e.g. a new root key
+// saved before a rotation commits). Returns what the file on disk opened to.
+backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
+                                     const backup::Contents& contents, const BackupRecipients& to);
 
 // Opens a backup and proves, writing nothing, that it opens the live database's db key.
-Report check_backup(Installation& inst, const std::string& path, const SecretBytes& passphrase);
+Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock);
 
-// Metadata lines of a backup, readable without the passphrase.
-std::vector<std::string> describe(const backup::Header& header);
+// Opens a backup without any database and checks it against itself: its root key unwraps its
+// dbkey row into its db key, key ids, hashes and fingerprints agree.
+Report check_backup_offline(const std::string& path, const backup::Unlock& unlock);
+
+// What a backup file tells without a secret or a database (`backup --info`).
+Report inspect_backup(const std::string& path);
+
+// What an opened backup says about itself.
+std::vector<std::string> describe(const backup::Metadata& meta);
 
 struct RestoreOptions {
     bool dry_run = false;
@@ -40,7 +61,7 @@ struct RestoreOptions {
     bool server_stopped = false;
 };
 
-Report restore(Installation& inst, const std::string& path, const SecretBytes& passphrase, const RestoreOptions& options);
+Report restore(Installation& inst, const std::string& path, const backup::Unlock& unlock, const RestoreOptions& options);
 
 // Reads a whole backup file ("-" for stdin); throws ik::Error(backup) if absent or unreadable.
 std::string read_backup_file(const std::string& path);

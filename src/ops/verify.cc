@@ -5,6 +5,7 @@
 
 #include <fmt/ranges.h>
 
+#include "crypto/fingerprint.h"
 #include "ops/db_key.h"
 #include "ops/guard.h"
 #include "ops/key_slots.h"
@@ -49,9 +50,17 @@ std::string describe_config(const config::Config& cfg) {
                        cfg.overrides.empty() ? "" : fmt::format("; overridden by {}", fmt::join(cfg.overrides, ", ")));
 }
 
+// A native key's fingerprint lets operators compare machines and backups without the key.
+std::string with_fingerprint(std::string detail, std::optional<KeySlots>& slots, const std::string& slot) {
+    if (!slots) return detail;
+    auto key = slots->read(slot);
+    return key ? detail + ", fingerprint " + crypto::root_key_fingerprint(*key) : detail;
+}
+
 void check_root_key(Installation& inst, VerifyReport& report) {
     if (!inst.provider->root_key_exists()) throw root_key_missing(*inst.provider);
-    report.checks.push_back({"root key", true, inst.provider->describe()});
+    auto slots = key_slots(inst);
+    report.checks.push_back({"root key", true, with_fingerprint(inst.provider->describe(), slots, slots ? slots->key() : "")});
 }
 
 // A wrong configured key may still be a fixable state: say which retained key opens the row.
@@ -192,7 +201,7 @@ void run_checks(Installation& inst, VerifyLevel level, const CensusOptions& scan
     check_root_key(inst, report);
     if (auto slots = key_slots(inst))
         for (const auto& retained : slots->retained())
-            report.checks.push_back({"retained", true, slots->describe(retained)});
+            report.checks.push_back({"retained", true, with_fingerprint(slots->describe(retained), slots, retained)});
     OpenDbKey key = check_db_key(inst, report);
     check_release(inst, report);
     if (level == VerifyLevel::keys) return;

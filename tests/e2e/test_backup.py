@@ -5,10 +5,13 @@ import stat
 import subprocess
 import unittest
 
-from harness import BIN, E2E, read_file
+from harness import BIN, E2E, ROOT, read_file
 
 PASSPHRASE = "correct horse battery staple"
-FAST_KDF = ["--kdf-memory", "1", "--kdf-iterations", "1"]
+FAST_KDF = ["--scrypt-work-factor", "10"]
+# Written by infra-keys 0.1.0 (tests/fixtures/README.md): root key 5eed…, db key d6…
+V1_FIXTURE = os.path.join(ROOT, "tests", "fixtures", "backup-v1-0.1.0.backup")
+V1_ROOT_KEY, V1_DB_KEY, V1_PASSPHRASE = bytes.fromhex("5eed" * 16), bytes.fromhex("d6" * 32), "infra-keys test passphrase"
 
 
 class BackupTest(E2E):
@@ -28,7 +31,7 @@ class BackupTest(E2E):
         return self.inst.run("restore", path or self.backup_path, "--passphrase-file", self.pass_file, *extra, env=env)
 
     def test_round_trip_init_backup_delete_restore_verify(self):
-        r = self.backup(kdf=[])  # the real Argon2id parameters, once
+        r = self.backup(kdf=[])  # the real scrypt work factor, once
         self.assertExit(r, "ok")
         self.assertIn("verified", r.stdout)
         self.assertEqual(stat.S_IMODE(os.stat(self.backup_path).st_mode), 0o600)
@@ -47,7 +50,7 @@ class BackupTest(E2E):
         before = self.inst.snapshot()
         r = self.inst.run("backup", "--check", self.backup_path, "--passphrase-file", self.pass_file)
         self.assertExit(r, "ok")
-        for word in ("created", "native", "key id", "database", "Argon2id", "check: ok"):
+        for word in ("created", "native", "key id", "database", "age v1", "fingerprint", "check: ok"):
             self.assertIn(word, r.stdout)
         self.assertEqual(before, self.inst.snapshot())
 
@@ -84,7 +87,7 @@ class BackupTest(E2E):
         r = subprocess.run([BIN, "--config", self.inst.config_path, "backup", "--output", "-", "--passphrase-file",
                             self.pass_file, *FAST_KDF], capture_output=True, env=dict(os.environ, HOME=self.inst.dir))
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertTrue(r.stdout.startswith(b"infra-keys backup v1"))
+        self.assertTrue(r.stdout.startswith(b"age-encryption.org/v1\n-> scrypt "))
 
     def test_wrong_passphrase_is_rejected_and_nothing_changes(self):
         self.assertExit(self.backup(), "ok")
@@ -104,7 +107,11 @@ class BackupTest(E2E):
         os.remove(self.inst.key_path)
         before = self.inst.snapshot()
         bad = os.path.join(self.inst.dir, "bad.backup")
-        for i in range(len(good)):
+        header_end = good.index(b"\n---") + 48
+        # Every byte of the header and the payload nonce, then every 7th byte and the whole final tag.
+        offsets = sorted(set(range(header_end + 16)) | set(range(header_end, len(good), 7)) |
+                         set(range(len(good) - 16, len(good))))
+        for i in offsets:
             flipped = bytearray(good)
             flipped[i] ^= 0x01
             with open(bad, "wb") as f:
@@ -121,7 +128,7 @@ class BackupTest(E2E):
         os.remove(self.inst.key_path)
         before = self.inst.snapshot()
         bad = os.path.join(self.inst.dir, "bad.backup")
-        for n in range(len(good)):
+        for n in sorted(set(range(0, len(good), 5)) | set(range(len(good) - 40, len(good)))):
             with open(bad, "wb") as f:
                 f.write(good[:n])
             r = self.restore(path=bad)
@@ -131,16 +138,83 @@ class BackupTest(E2E):
         self.assertEqual(before, self.inst.snapshot())
 
     def test_another_format_and_a_newer_version_are_rejected(self):
-        self.assertExit(self.backup(), "ok")
-        good = read_file(self.backup_path)
         other = os.path.join(self.inst.dir, "other")
+        v1 = read_file(V1_FIXTURE)
         for content, words in ((b"hello world\n", "not an infra-keys backup"),
-                               (good.replace(b"infra-keys backup v1", b"infra-keys backup v9", 1), "newer")):
+                               (v1.replace(b"infra-keys backup v1", b"infra-keys backup v9", 1), "newer")):
             with open(other, "wb") as f:
                 f.write(content)
+            before = self.inst.snapshot()
             r = self.restore(path=other)
             self.assertExit(r, "backup")
             self.assertIn(words, r.stderr)
+            self.assertEqual(before, self.inst.snapshot())
+
+    def test_a_v1_backup_written_by_0_1_0_still_restores(self):
+        self.inst.close()
+        self.inst = type(self.inst)()
+        self.inst.seed(values_per_column=3, root_key=V1_ROOT_KEY, db_key=V1_DB_KEY)
+        os.remove(self.inst.key_path)
+        self.pass_file = os.path.join(self.inst.dir, "passphrase")
+        with open(self.pass_file, "w") as f:
+            f.write(V1_PASSPHRASE + "\n")
+        r = self.inst.run("backup", "--info", V1_FIXTURE, config=False)
+        self.assertExit(r, "ok")
+        self.assertIn("infra-keys backup v1", r.stdout)
+        self.assertIn("Argon2id", r.stdout)
+        r = self.restore(path=V1_FIXTURE)
+        self.assertExit(r, "ok")
+        self.assertEqual(read_file(self.inst.key_path), V1_ROOT_KEY)
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
+
+    def test_info_needs_no_secret_and_no_database(self):
+        self.assertExit(self.backup(), "ok")
+        self.remove_database()
+        os.remove(self.inst.key_path)
+        r = self.inst.run("backup", "--info", self.backup_path, config=False, env={"INFRA_KEYS_PASSPHRASE": ""})
+        self.assertExit(r, "ok")
+        self.assertIn("age v1", r.stdout)
+        self.assertIn("passphrase (scrypt, work factor 10)", r.stdout)
+        self.assertEqual(r.stderr, "")
+
+    def test_check_offline_opens_and_self_checks_without_a_database(self):
+        self.assertExit(self.backup(), "ok")
+        fingerprint = self.status_fingerprint()
+        self.remove_database()
+        r = self.inst.run("backup", "--check", self.backup_path, "--offline", "--passphrase-file", self.pass_file,
+                          config=False)
+        self.assertExit(r, "ok")
+        self.assertIn("check: ok (offline)", r.stdout)
+        self.assertIn("its root key unwraps its dbkey row", r.stdout)
+        self.assertIn(f"fingerprint {fingerprint}", r.stdout)
+        self.assertEqual(r.stderr, "")
+
+    def remove_database(self):
+        """Neither the SQLite file nor the PostgreSQL database exists any more."""
+        path = getattr(self.inst.db, "path", None)
+        if path:
+            os.remove(path)
+        else:
+            self.inst.db.drop()
+
+    def status_fingerprint(self):
+        r = self.inst.run("status")
+        self.assertExit(r, "ok")
+        line = [l for l in r.stdout.splitlines() if l.startswith("root key")][0]
+        fingerprint = line.split("fingerprint ")[1].strip()
+        self.assertRegex(fingerprint, r"^[0-9a-f]{8}(-[0-9a-f]{8}){3}$")
+        self.assertNotIn(self.inst.root_key.hex()[:8], fingerprint)
+        return fingerprint
+
+    def test_fingerprints_agree_between_status_backup_and_restore_dry_run(self):
+        fingerprint = self.status_fingerprint()
+        r = self.backup()
+        self.assertExit(r, "ok")
+        self.assertIn(f"root key fingerprint {fingerprint}", r.stdout)
+        r = self.restore("--dry-run")
+        self.assertExit(r, "ok")
+        self.assertEqual(r.stdout.count(fingerprint), 2, r.stdout)  # the backup's and the installed key's
 
     def test_restore_onto_a_database_wrapped_by_another_root_key_is_refused(self):
         self.assertExit(self.backup(), "ok")

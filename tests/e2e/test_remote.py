@@ -468,7 +468,7 @@ class KubeTest(RemoteE2E):
         passphrase = os.path.join(self.inst.dir, "passphrase")
         with open(passphrase, "w") as f:
             f.write("correct horse battery staple\n")
-        r = self.ik("backup", "--output", backup, "--passphrase-file", passphrase, "--kdf-memory", "1", "--kdf-iterations", "1")
+        r = self.ik("backup", "--output", backup, "--passphrase-file", passphrase, "--scrypt-work-factor", "10")
         self.assertExit(r, "ok")
         root_key = self.p.secret()["__root_key"]
         self.kube.delete_secret("default", "infra-x")
