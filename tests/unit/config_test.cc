@@ -321,6 +321,7 @@ TEST_CASE("a directory given as the config file is a usage error naming it") {
         CHECK(e.hint().find((dir / "infra.yaml").string()) != std::string::npos);
     }
     std::filesystem::remove_all(dir);
+}
 
 TEST_CASE("dbConnectionString (v0.15.0+) points at PostgreSQL, from the file or the environment") {
     Config cfg = parse("dbConnectionString: host=db.internal dbname=infra sslmode=verify-full\n");
