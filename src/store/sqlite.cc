@@ -76,6 +76,9 @@ public:
         try {
             return f();
         } catch (const SQLite::Exception& e) {
+            int code = e.getErrorCode() & 0xff;
+            if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+                fail(ExitCode::refused, "sqlite {}: {}: another program holds the database locked", path_, what);
             fail(ExitCode::database, "sqlite {}: {}: {}", path_, what, e.what());
         }
     }
@@ -306,9 +309,18 @@ public:
     std::unique_ptr<Transaction> begin_exclusive() override {
         if (db_.in_transaction()) fail(ExitCode::internal, "sqlite {}: a write transaction is already open", db_.path());
         auto& handle = db_.handle();
+        // A key change commits, then moves a key file that may live in another directory. In
+        // rollback-journal mode the commit is the journal's unlink, which FULL leaves in the
+        // directory's page cache: a power cut could bring the journal back and roll the commit
+        // back after the key file moved. EXTRA fsyncs the directory before COMMIT returns.
+        db_.guarded("setting synchronous=EXTRA", [&] { handle.exec("PRAGMA synchronous = EXTRA"); });
         handle.setBusyTimeout(write_lock_timeout_ms);
         try {
-            handle.exec("BEGIN IMMEDIATE");
+            // EXCLUSIVE, not IMMEDIATE: in rollback-journal mode a reader with an open transaction
+            // (another program, allowed in by --server-stopped) would otherwise block our COMMIT
+            // for the whole busy timeout and fail it as a database error; taking every lock now
+            // refuses at once instead. In WAL mode the two are the same.
+            handle.exec("BEGIN EXCLUSIVE");
         } catch (const SQLite::Exception& e) {
             handle.setBusyTimeout(busy_timeout_ms);
             int code = e.getErrorCode() & 0xff;
