@@ -63,8 +63,11 @@ void bind_bytes(SQLite::Statement& s, int index, std::string_view bytes, bool bl
 class Database {
 public:
     Database(const std::string& path, bool create) : path_(absolute_path(path)), db_(open_file(path_, create)) {
-        db_.setBusyTimeout(busy_timeout_ms);
+        // The first read waits only as long as a key change waits for the write lock: a program
+        // holding the file locked against readers for longer is refused (exit 7), not waited on.
+        db_.setBusyTimeout(write_lock_timeout_ms);
         guarded("reading the schema", [&] { db_.execAndGet("SELECT count(*) FROM sqlite_master"); });
+        db_.setBusyTimeout(busy_timeout_ms);
     }
 
     const std::string& path() const { return path_; }
@@ -316,11 +319,7 @@ public:
         db_.guarded("setting synchronous=EXTRA", [&] { handle.exec("PRAGMA synchronous = EXTRA"); });
         handle.setBusyTimeout(write_lock_timeout_ms);
         try {
-            // EXCLUSIVE, not IMMEDIATE: in rollback-journal mode a reader with an open transaction
-            // (another program, allowed in by --server-stopped) would otherwise block our COMMIT
-            // for the whole busy timeout and fail it as a database error; taking every lock now
-            // refuses at once instead. In WAL mode the two are the same.
-            handle.exec("BEGIN EXCLUSIVE");
+            handle.exec("BEGIN IMMEDIATE");
         } catch (const SQLite::Exception& e) {
             handle.setBusyTimeout(busy_timeout_ms);
             int code = e.getErrorCode() & 0xff;
@@ -332,7 +331,10 @@ public:
                                         write_lock_timeout_ms / 1000));
             fail(ExitCode::database, "sqlite {}: starting a write transaction: {}", db_.path(), e.what());
         }
-        handle.setBusyTimeout(busy_timeout_ms);
+        // The short wait stays for the whole transaction: in rollback-journal mode the COMMIT
+        // needs every reader gone, and another program reading (allowed in by --server-stopped)
+        // makes it a refusal (exit 7) in 2 s, not a database error after 10. What was written
+        // before the commit is then an interrupted rotation that `--resume` completes.
         return std::make_unique<SqliteTransaction>(db_);
     }
 
