@@ -6,6 +6,9 @@
 #include <new>
 #include <vector>
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -31,9 +34,19 @@ void size_locked_memory_pool() {
     ::setenv("BOTAN_MLOCK_POOL_SIZE", "64", /*overwrite=*/0);
 }
 
+// Key material must never reach a core dump: no core file for the life of the process, and not
+// dumpable (which also keeps other users' ptrace and /proc/PID/mem out). Failing to set either
+// is not fatal — the keys are still scrubbed after use — but is said.
+void forbid_core_dumps() {
+    const rlimit none{0, 0};
+    if (::setrlimit(RLIMIT_CORE, &none) != 0) std::perror("infra-keys: warning: cannot disable core dumps");
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) std::perror("infra-keys: warning: cannot make the process undumpable");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    forbid_core_dumps();
     size_locked_memory_pool();
     CLI::App app{"Back up, restore, rotate and verify the encryption keys of an Infra server's database.",
                  "infra-keys"};

@@ -4,23 +4,58 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <malloc.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "net/libcurl.h"
 
 #include "util/error.h"
+#include "util/output.h"
 
 namespace ik::net {
 namespace {
 
 constexpr size_t max_response_bytes = 16 * 1024 * 1024;
 
+// libcurl copies headers (tokens) and bodies (keys) into its own buffers and frees them as they
+// are: its every block is zeroed before it goes back to the heap, so no copy lingers in memory.
+void scrubbed_free(void* block) {
+    if (!block) return;
+    Botan::secure_scrub_memory(block, ::malloc_usable_size(block));
+    std::free(block);
+}
+
+void* scrubbed_realloc(void* block, size_t size) {
+    if (!block) return std::malloc(size);
+    size_t held = ::malloc_usable_size(block);
+    if (size <= held && size != 0) return block;
+    void* moved = size == 0 ? nullptr : std::malloc(size);
+    if (size != 0 && !moved) return nullptr;  // realloc's contract: the old block stays valid
+    if (moved) std::memcpy(moved, block, held);
+    scrubbed_free(block);
+    return moved;
+}
+
+char* scrubbed_strdup(const char* text) {
+    size_t size = std::strlen(text) + 1;
+    auto* copy = static_cast<char*>(std::malloc(size));
+    if (copy) std::memcpy(copy, text, size);
+    return copy;
+}
+
 void init_curl_once() {
     static std::once_flag once;
-    std::call_once(once, [] { libcurl().curl_global_init(CURL_GLOBAL_DEFAULT); });
+    std::call_once(once, [] {
+        libcurl().curl_global_init_mem(CURL_GLOBAL_DEFAULT, std::malloc, scrubbed_free, scrubbed_realloc,
+                                       scrubbed_strdup, std::calloc);
+    });
 }
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
@@ -37,7 +72,7 @@ std::string trim(std::string_view s) {
 }
 
 size_t collect_body(char* data, size_t size, size_t count, void* user) {
-    auto* body = static_cast<std::string*>(user);
+    auto* body = static_cast<SecretString*>(user);
     size_t n = size * count;
     if (body->size() + n > max_response_bytes) return 0;  // curl then fails with CURLE_WRITE_ERROR
     body->append(data, n);
@@ -51,7 +86,7 @@ size_t collect_header(char* data, size_t size, size_t count, void* user) {
     // A new status line starts a new header block (redirects are off, but 100 Continue is not).
     if (line.rfind("HTTP/", 0) == 0) headers->clear();
     size_t colon = line.find(':');
-    if (colon != std::string_view::npos) headers->emplace_back(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
+    if (colon != std::string_view::npos) headers->emplace_back(trim(line.substr(0, colon)), SecretString(trim(line.substr(colon + 1))));
     return n;
 }
 
@@ -105,13 +140,6 @@ bool retryable_status(long status, bool idempotent) {
     return idempotent && status >= 500 && status <= 599;
 }
 
-long retry_after_ms(const Response& response, long cap) {
-    std::string value = response.header("Retry-After");
-    if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
-        return 0;
-    long seconds = std::strtol(value.c_str(), nullptr, 10);
-    return std::min(seconds * 1000, cap);
-}
 
 void set_blob(CURL* curl, CURLoption option, const void* data, size_t size) {
     curl_blob blob{const_cast<void*>(data), size, CURL_BLOB_COPY};
@@ -165,7 +193,10 @@ Attempt attempt_once(const ClientOptions& options, const Request& request) {
     apply_tls(c, options.tls);
 
     curl_slist* list = nullptr;
-    for (const auto& [name, value] : request.headers) list = libcurl().curl_slist_append(list, (name + ": " + value).c_str());
+    for (const auto& [name, value] : request.headers) {
+        SecretString line = SecretString(name) + ": " + value;
+        list = libcurl().curl_slist_append(list, line.c_str());
+    }
     // curl adds "Expect: 100-continue" to larger bodies and "Accept: */*"; neither is wanted.
     list = libcurl().curl_slist_append(list, "Expect:");
     std::unique_ptr<curl_slist, CurlDeleter> header_list(list);
@@ -186,11 +217,22 @@ Attempt attempt_once(const ClientOptions& options, const Request& request) {
     return out;
 }
 
+// Said once per address, however many requests and retries go there.
+void warn_if_clear_text(const std::string& provider, const std::string& url) {
+    if (!travels_in_clear(url)) return;
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::string endpoint = endpoint_of(url);
+    std::lock_guard lock(mutex);
+    if (!warned.insert(endpoint).second) return;
+    out::warn("{} {} is plain http: its token and key material travel unencrypted; use https", provider, endpoint);
+}
+
 }  // namespace
 
 std::string Response::header(const std::string& name) const {
     for (const auto& [key, value] : headers)
-        if (equals_ignoring_case(key, name)) return value;
+        if (equals_ignoring_case(key, name)) return std::string(value);
     return {};
 }
 
@@ -204,6 +246,7 @@ std::string Client::where(const Request& request) const {
 }
 
 Response Client::send(const Request& request) const {
+    warn_if_clear_text(options_.provider, request.url);
     long base = retry_base_ms(options_);
     for (int attempt = 0;; ++attempt) {
         Attempt result = attempt_once(options_, request);
@@ -214,10 +257,22 @@ Response Client::send(const Request& request) const {
             if (last || !may_retry) throw Error(ExitCode::provider, fmt::format("{}: {}", where(request), result.error));
         } else {
             if (last || !retryable_status(result.response.status, request.idempotent)) return std::move(result.response);
-            wait_ms = std::max(wait_ms, retry_after_ms(result.response, options_.retry_after_cap_ms));
+            wait_ms = std::max(wait_ms, retry_after_ms(result.response.header("Retry-After"), options_.retry_after_cap_ms));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     }
+}
+
+long retry_after_ms(std::string_view value, long cap_ms) {
+    if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+        return 0;
+    // Compared digit by digit: a server's "Retry-After: 99999999999999999999" must not overflow.
+    long seconds = 0;
+    for (char c : value) {
+        seconds = seconds * 10 + (c - '0');
+        if (seconds > cap_ms / 1000) return cap_ms;
+    }
+    return std::min(seconds * 1000, cap_ms);
 }
 
 std::string endpoint_of(const std::string& url) {
@@ -246,6 +301,36 @@ std::string url_part(const std::string& url, CURLUPart part, const std::string& 
     return out;
 }
 }  // namespace
+
+namespace {
+// Loopback traffic never leaves the machine (Vault's dev server listens on http://127.0.0.1).
+bool is_loopback(std::string host) {
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (host == "localhost") return true;
+    in_addr v4{};
+    if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+        ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6);
+    return false;
+}
+}  // namespace
+
+bool travels_in_clear(const std::string& url) {
+    std::unique_ptr<CURLU, CurlDeleter> u(libcurl().curl_url());
+    if (libcurl().curl_url_set(u.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) return false;
+    char* scheme = nullptr;
+    char* host = nullptr;
+    bool plain = false;
+    if (libcurl().curl_url_get(u.get(), CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        libcurl().curl_url_get(u.get(), CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        plain = std::string_view(scheme) == "http" && !is_loopback(host);
+    }
+    libcurl().curl_free(scheme);
+    libcurl().curl_free(host);
+    return plain;
+}
 
 std::string host_of(const std::string& url) {
     std::string host = url_part(url, CURLUPART_HOST, "");

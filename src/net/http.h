@@ -10,13 +10,14 @@
 
 namespace ik::net {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+// Values may be tokens (X-Vault-Token, Authorization): kept in memory that is zeroed when freed.
+using Headers = std::vector<std::pair<std::string, SecretString>>;
 
 struct Request {
     std::string method = "GET";
     std::string url;
     Headers headers;
-    std::string body;
+    SecretString body;  // may carry key material (a base64 db key)
     // False for requests that must not run twice (Vault key rotation): then only failures that
     // surely never reached the service (connect errors, 429) are retried.
     bool idempotent = true;
@@ -25,7 +26,7 @@ struct Request {
 struct Response {
     long status = 0;
     Headers headers;  // names as the server sent them
-    std::string body;
+    SecretString body;  // may carry key material (a base64 db key)
     // The first header of that name (case-insensitive), or "".
     std::string header(const std::string& name) const;
 };
@@ -69,6 +70,14 @@ public:
 private:
     ClientOptions options_;
 };
+
+// The wait a Retry-After header value (delay-seconds) asks for, in ms, at most `cap_ms`; 0 for
+// anything else (an HTTP date, garbage).
+long retry_after_ms(std::string_view value, long cap_ms);
+
+// True for an http:// URL whose host is not loopback: what is sent there can be read on the way.
+// Client::send warns once per such address.
+bool travels_in_clear(const std::string& url);
 
 // "https://host:port/path?q" → "https://host:port/path" (drops userinfo too).
 std::string endpoint_of(const std::string& url);

@@ -27,7 +27,7 @@ struct Message {
     std::string path;
     std::string query;
     Headers headers;  // every header here is signed; Host and X-Amz-Date must be among them
-    std::string body;
+    SecretString body;
 };
 
 struct Signature {

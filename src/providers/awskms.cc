@@ -3,12 +3,11 @@
 #include <fstream>
 #include <map>
 
-#include <botan/base64.h>
-#include <botan/mem_ops.h>
 #include <nlohmann/json.hpp>
 
 #include "providers/remote.h"
 #include "util/error.h"
+#include "util/secret_json.h"
 
 namespace ik::providers {
 namespace {
@@ -95,17 +94,9 @@ std::string kms_endpoint(const config::KeyProvider& entry, const config::Environ
     return endpoint;
 }
 
-std::string base64(ByteView bytes) { return Botan::base64_encode(bytes.data(), bytes.size()); }
-
-Bytes blob_field(const json& body, const char* field, const std::string& where) {
-    auto it = body.find(field);
-    if (it == body.end() || !it->is_string()) fail(ExitCode::provider, "{}: answer has no {}", where, field);
-    try {
-        SecretBytes decoded = Botan::base64_decode(it->get_ref<const std::string&>());
-        return Bytes(decoded.begin(), decoded.end());
-    } catch (const std::exception&) {
-        fail(ExitCode::provider, "{}: {} in the answer is not base64", where, field);
-    }
+Bytes ciphertext_field(const SecretJson& body, const char* field, const std::string& where) {
+    SecretBytes blob = kms_blob_field(body, field, where);
+    return Bytes(blob.begin(), blob.end());
 }
 
 // KMS's `__type` is sometimes qualified ("com.amazonaws.kms#NotFoundException").
@@ -119,18 +110,23 @@ bool is_wrong_key(const std::string& type) {
     return type == "IncorrectKeyException" || type == "InvalidCiphertextException";
 }
 
-json parse_answer(const std::string& body, const std::string& where) {
-    json parsed = json::parse(body, nullptr, false);
+}  // namespace
+
+SecretJson kms_answer(std::string_view body, const std::string& where) {
+    SecretJson parsed = SecretJson::parse(body, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object()) fail(ExitCode::provider, "{}: answer is not a JSON object", where);
     return parsed;
 }
 
-void scrub(std::string& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
+SecretBytes kms_blob_field(const SecretJson& body, const char* field, const std::string& where) {
+    auto it = body.find(field);
+    if (it == body.end() || !it->is_string()) fail(ExitCode::provider, "{}: answer has no {}", where, field);
+    try {
+        return base64_decode_secret(it->get_ref<const SecretString&>());
+    } catch (const std::exception&) {
+        fail(ExitCode::provider, "{}: {} in the answer is not base64", where, field);
+    }
 }
-
-}  // namespace
 
 std::string kms_key_id(const std::string& root_key_id) {
     if (root_key_id.empty() || root_key_id.front() != '/') return root_key_id;
@@ -163,13 +159,12 @@ std::string AwsKmsProvider::describe() const {
     return fmt::format("awskms key {} at {}", key_id_, net::endpoint_of(settings_.endpoint));
 }
 
-std::string AwsKmsProvider::call(const std::string& operation, const std::string& body) {
+SecretString AwsKmsProvider::call(const std::string& operation, SecretString body) {
     net::Request request{"POST", settings_.endpoint,
-                         {{"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", "TrentService." + operation}},
-                         body};
+                         {{"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", SecretString("TrentService." + operation)}},
+                         std::move(body)};
     net::sigv4::sign_request(request, settings_.credentials, settings_.region, "kms", std::chrono::system_clock::now());
     net::Response response = client_.send(request);
-    scrub(request.body);
     std::string where = fmt::format("{}: KMS {}", client_.where(request), operation);
     if (response.status == 200) return std::move(response.body);
 
@@ -186,8 +181,10 @@ std::string AwsKmsProvider::call(const std::string& operation, const std::string
 }
 
 AwsKmsProvider::KeyMetadata AwsKmsProvider::describe_key() {
-    std::string answer = call("DescribeKey", json{{"KeyId", key_id_}}.dump());
-    json metadata = parse_answer(answer, describe()).value("KeyMetadata", json::object());
+    SecretString answer = call("DescribeKey", SecretJson{{"KeyId", key_id_}}.dump());
+    json metadata = json::parse(answer, nullptr, false);
+    if (!metadata.is_object()) fail(ExitCode::provider, "{}: answer is not a JSON object", describe());
+    metadata = metadata.value("KeyMetadata", json::object());
     return {metadata.value("Arn", key_id_), metadata.value("KeyState", std::string("unknown")),
             metadata.value("Enabled", false)};
 }
@@ -208,14 +205,11 @@ void AwsKmsProvider::create_root_key() {
 }
 
 DbKey AwsKmsProvider::generate_db_key() {
-    std::string answer = call("GenerateDataKey", json{{"KeyId", key_id_}, {"KeySpec", settings_.algorithm}}.dump());
-    json body = parse_answer(answer, describe());
-    scrub(answer);
+    SecretString answer = call("GenerateDataKey", SecretJson{{"KeyId", key_id_}, {"KeySpec", settings_.algorithm}}.dump());
+    SecretJson body = kms_answer(answer, describe());
     DbKey key;
-    Bytes plaintext = blob_field(body, "Plaintext", describe());
-    key.plaintext.assign(plaintext.begin(), plaintext.end());
-    Botan::secure_scrub_memory(plaintext.data(), plaintext.size());
-    key.wrapped = blob_field(body, "CiphertextBlob", describe());
+    key.plaintext = kms_blob_field(body, "Plaintext", describe());
+    key.wrapped = ciphertext_field(body, "CiphertextBlob", describe());
     if (key.plaintext.size() != 32)
         fail(ExitCode::provider, "{}: GenerateDataKey returned a {}-byte key; the db key must be 32 bytes (KeySpec AES_256)",
              describe(), key.plaintext.size());
@@ -223,33 +217,27 @@ DbKey AwsKmsProvider::generate_db_key() {
 }
 
 Bytes AwsKmsProvider::wrap(const SecretBytes& db_key) {
-    std::string request = json{{"KeyId", key_id_}, {"Plaintext", base64(db_key)}}.dump();
-    std::string answer = call("Encrypt", request);
-    scrub(request);
-    return blob_field(parse_answer(answer, describe()), "CiphertextBlob", describe());
+    SecretString answer = call("Encrypt", SecretJson{{"KeyId", key_id_}, {"Plaintext", base64_secret(db_key)}}.dump());
+    return ciphertext_field(kms_answer(answer, describe()), "CiphertextBlob", describe());
 }
 
 SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) {
     // Real KMS takes only its own enum here; the configured KeySpec (AES_256) is not one (docs/infra-format.md §3).
-    std::string answer = call("Decrypt", json{{"CiphertextBlob", base64(wrapped)},
-                                              {"KeyId", key_id_},
-                                              {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}}
-                                             .dump());
-    json body = parse_answer(answer, describe());
-    scrub(answer);
-    Bytes plaintext = blob_field(body, "Plaintext", describe());
-    SecretBytes key(plaintext.begin(), plaintext.end());
-    Botan::secure_scrub_memory(plaintext.data(), plaintext.size());
+    SecretString answer = call("Decrypt", SecretJson{{"CiphertextBlob", base64_secret(wrapped)},
+                                                     {"KeyId", key_id_},
+                                                     {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}}
+                                                    .dump());
+    SecretBytes key = kms_blob_field(kms_answer(answer, describe()), "Plaintext", describe());
     if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
     return key;
 }
 
 Bytes AwsKmsProvider::reencrypt(ByteView wrapped, const std::string& destination_key_id) {
-    std::string answer = call("ReEncrypt", json{{"CiphertextBlob", base64(wrapped)},
-                                                {"SourceKeyId", key_id_},
-                                                {"DestinationKeyId", kms_key_id(destination_key_id)}}
-                                               .dump());
-    return blob_field(parse_answer(answer, describe()), "CiphertextBlob", describe());
+    SecretString answer = call("ReEncrypt", SecretJson{{"CiphertextBlob", base64_secret(wrapped)},
+                                                       {"SourceKeyId", key_id_},
+                                                       {"DestinationKeyId", kms_key_id(destination_key_id)}}
+                                                      .dump());
+    return ciphertext_field(kms_answer(answer, describe()), "CiphertextBlob", describe());
 }
 
 std::unique_ptr<AwsKmsProvider> AwsKmsProvider::for_key(const std::string& root_key_id) const {

@@ -10,6 +10,7 @@
 #include "net/sigv4.h"
 #include "providers/root_key_provider.h"
 #include "secrets/secret_store.h"
+#include "util/secret_json.h"
 
 namespace ik::providers {
 
@@ -34,6 +35,11 @@ AwsKmsSettings awskms_settings(const config::Config& cfg, const config::KeyProvi
 // even for KMS ids (docs/infra-format.md §1), so "/srv/infra/alias/infra" may reach us from a server-written
 // configuration: the KMS part (from "arn:", from "alias/", else the last path segment) is used.
 std::string kms_key_id(const std::string& root_key_id);
+
+// KMS answers, parsed without a server (tests/fuzz): the JSON object, else ik::Error(provider)
+// naming `where`; a base64 blob field of it (Plaintext, CiphertextBlob) decoded.
+SecretJson kms_answer(std::string_view body, const std::string& where);
+SecretBytes kms_blob_field(const SecretJson& body, const char* field, const std::string& where);
 
 class AwsKmsProvider : public RootKeyProvider {
 public:
@@ -66,7 +72,7 @@ private:
     KeyMetadata describe_key();
     // POSTs one TrentService operation; returns the parsed JSON body of a 200 answer, throws
     // ik::Error naming the operation and KMS's own error for anything else.
-    std::string call(const std::string& operation, const std::string& body);
+    SecretString call(const std::string& operation, SecretString body);
 
     AwsKmsSettings settings_;
     std::string key_id_;  // what goes into KeyId

@@ -1,12 +1,11 @@
 #include "providers/vault.h"
 
-#include <botan/base64.h>
-#include <botan/mem_ops.h>
 #include <nlohmann/json.hpp>
 
 #include "crypto/random.h"
 #include "providers/remote.h"
 #include "util/error.h"
+#include "util/secret_json.h"
 
 namespace ik::providers {
 namespace {
@@ -25,26 +24,22 @@ std::string normalised_mount(const std::string& mount) {
     return "/" + mount.substr(begin, end - begin + 1);
 }
 
-void scrub(std::string& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
-}
+}  // namespace
 
-json parse_data(const std::string& body, const std::string& where) {
-    json parsed = json::parse(body, nullptr, false);
+SecretJson vault_answer_data(std::string_view body, const std::string& where) {
+    SecretJson parsed = SecretJson::parse(body, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("data") || !parsed["data"].is_object())
         fail(ExitCode::provider, "{}: answer has no data object", where);
-    return parsed["data"];
+    return std::move(parsed["data"]);
 }
 
-std::string string_field(const json& data, const char* field, const std::string& where) {
+SecretString vault_string_field(const SecretJson& data, const char* field, const std::string& where) {
     auto it = data.find(field);
     if (it == data.end() || !it->is_string()) fail(ExitCode::provider, "{}: answer has no {}", where, field);
-    return it->get<std::string>();
+    return it->get<SecretString>();
 }
 
-// Vault's errors: {"errors": ["…", …]}; an empty list for a plain 404.
-std::string vault_errors(const std::string& body) {
+std::string vault_errors(std::string_view body) {
     json parsed = json::parse(body, nullptr, false);
     std::string out;
     if (parsed.is_object() && parsed.contains("errors") && parsed["errors"].is_array())
@@ -52,6 +47,8 @@ std::string vault_errors(const std::string& body) {
             if (e.is_string()) out += (out.empty() ? "" : "; ") + e.get<std::string>();
     return out;
 }
+
+namespace {
 
 // Decrypt failures that mean "another key sealed this", as opposed to Vault or policy trouble.
 bool is_wrong_key(long status, const std::string& errors) {
@@ -75,7 +72,12 @@ VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvide
     if (settings.address.empty())
         throw Error(ExitCode::usage, "vault key provider: no address", "set address in the keys entry or VAULT_ADDR");
     std::string token_ref = entry.get("token");
-    settings.token = token_ref.empty() ? env_or(env, "VAULT_TOKEN") : storages.resolve_text(token_ref);
+    if (token_ref.empty()) {
+        settings.token = SecretString(env_or(env, "VAULT_TOKEN"));
+    } else {
+        SecretBytes token = storages.resolve(token_ref);
+        settings.token.assign(token.begin(), token.end());
+    }
     if (settings.token.empty())
         throw Error(ExitCode::usage, "vault key provider: no token", "set token in the keys entry or VAULT_TOKEN");
     settings.namespace_name = entry.get("namespace", env_or(env, "VAULT_NAMESPACE"));
@@ -95,14 +97,13 @@ std::string VaultProvider::describe() const {
     return fmt::format("vault transit key {} at {}{}", settings_.key_name, settings_.address, settings_.transit_mount);
 }
 
-std::optional<std::string> VaultProvider::call(const std::string& method, const std::string& path,
-                                               const std::string& body, bool missing_ok, bool idempotent) {
+std::optional<SecretString> VaultProvider::call(const std::string& method, const std::string& path,
+                                                SecretString body, bool missing_ok, bool idempotent) {
     net::Request request{method, settings_.address + "/v1" + settings_.transit_mount + "/" + path,
-                         {{"X-Vault-Token", settings_.token}}, body, idempotent};
+                         {{"X-Vault-Token", settings_.token}}, std::move(body), idempotent};
     if (!settings_.namespace_name.empty()) request.headers.emplace_back("X-Vault-Namespace", settings_.namespace_name);
-    if (!body.empty()) request.headers.emplace_back("Content-Type", "application/json");
+    if (!request.body.empty()) request.headers.emplace_back("Content-Type", "application/json");
     net::Response response = client_.send(request);
-    scrub(request.body);
     if (response.status >= 200 && response.status < 300) return std::move(response.body);
     if (response.status == 404 && missing_ok) return std::nullopt;
 
@@ -118,7 +119,7 @@ bool VaultProvider::root_key_exists() { return call("GET", "keys/" + settings_.k
 
 void VaultProvider::create_root_key() {
     // As the server creates it: not exportable, no deletion.
-    call("POST", "keys/" + settings_.key_name, json{{"type", "aes256-gcm96"}}.dump());
+    call("POST", "keys/" + settings_.key_name, SecretJson{{"type", "aes256-gcm96"}}.dump());
 }
 
 DbKey VaultProvider::generate_db_key() {
@@ -129,10 +130,9 @@ DbKey VaultProvider::generate_db_key() {
 }
 
 Bytes VaultProvider::wrap(const SecretBytes& db_key) {
-    std::string body = json{{"plaintext", Botan::base64_encode(db_key.data(), db_key.size())}}.dump();
-    std::string answer = *call("POST", "encrypt/" + settings_.key_name, body);
-    scrub(body);
-    std::string ciphertext = string_field(parse_data(answer, describe()), "ciphertext", describe());
+    SecretString answer =
+        *call("POST", "encrypt/" + settings_.key_name, SecretJson{{"plaintext", base64_secret(db_key)}}.dump());
+    SecretString ciphertext = vault_string_field(vault_answer_data(answer, describe()), "ciphertext", describe());
     return Bytes(ciphertext.begin(), ciphertext.end());
 }
 
@@ -140,17 +140,14 @@ SecretBytes VaultProvider::unwrap(ByteView wrapped) {
     std::string ciphertext(as_text(wrapped));
     if (ciphertext.rfind("vault:v", 0) != 0)
         fail(ExitCode::wrong_key, "{}: the wrapped db key is not a Vault ciphertext (no vault:vN: prefix)", describe());
-    std::string answer = *call("POST", "decrypt/" + settings_.key_name, json{{"ciphertext", ciphertext}}.dump());
-    json data = parse_data(answer, describe());
-    scrub(answer);
-    std::string encoded = string_field(data, "plaintext", describe());
+    SecretString answer = *call("POST", "decrypt/" + settings_.key_name, SecretJson{{"ciphertext", ciphertext}}.dump());
+    SecretString encoded = vault_string_field(vault_answer_data(answer, describe()), "plaintext", describe());
     SecretBytes key;
     try {
-        key = Botan::base64_decode(encoded);
+        key = base64_decode_secret(encoded);
     } catch (const std::exception&) {
         fail(ExitCode::provider, "{}: decrypt answered a plaintext that is not base64", describe());
     }
-    scrub(encoded);
     if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
     return key;
 }
@@ -161,15 +158,16 @@ void VaultProvider::rotate_key() {
 }
 
 Bytes VaultProvider::rewrap(ByteView wrapped) {
-    std::string answer = *call("POST", "rewrap/" + settings_.key_name, json{{"ciphertext", std::string(as_text(wrapped))}}.dump());
-    std::string ciphertext = string_field(parse_data(answer, describe()), "ciphertext", describe());
+    SecretString answer =
+        *call("POST", "rewrap/" + settings_.key_name, SecretJson{{"ciphertext", SecretString(as_text(wrapped))}}.dump());
+    SecretString ciphertext = vault_string_field(vault_answer_data(answer, describe()), "ciphertext", describe());
     return Bytes(ciphertext.begin(), ciphertext.end());
 }
 
 VaultProvider::KeyInfo VaultProvider::read_key() {
     auto answer = call("GET", "keys/" + settings_.key_name, "", true);
     if (!answer) fail(ExitCode::provider, "{} does not exist", describe());
-    json data = parse_data(*answer, describe());
+    SecretJson data = vault_answer_data(*answer, describe());
     return {data.value("latest_version", 0), data.value("min_decryption_version", 0)};
 }
 

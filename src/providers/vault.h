@@ -8,12 +8,13 @@
 #include "net/http.h"
 #include "providers/root_key_provider.h"
 #include "secrets/secret_store.h"
+#include "util/secret_json.h"
 
 namespace ik::providers {
 
 struct VaultSettings {
     std::string address;                     // https://vault.example.com:8200
-    std::string token;                       // X-Vault-Token; never in a message
+    SecretString token;                      // X-Vault-Token; never in a message
     std::string namespace_name;              // X-Vault-Namespace, empty for none
     std::string transit_mount = "/transit";  // with one leading slash, no trailing one
     std::string key_name = "__infra-root";   // the transit key = the root key id
@@ -29,6 +30,13 @@ VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvide
 // dbEncryptionKey absolute (docs/infra-format.md §1) and transit names cannot contain '/', so of a path only
 // the last segment is the name.
 std::string transit_key_name(const std::string& root_key_id);
+
+// Vault's answers, parsed without a server (tests/fuzz): the `data` object of an answer, else
+// ik::Error(provider) naming `where`; a string field of it; the `errors` list joined with "; "
+// (empty for a plain 404).
+SecretJson vault_answer_data(std::string_view body, const std::string& where);
+SecretString vault_string_field(const SecretJson& data, const char* field, const std::string& where);
+std::string vault_errors(std::string_view body);
 
 class VaultProvider : public RootKeyProvider {
 public:
@@ -59,8 +67,8 @@ public:
 private:
     // Sends to {address}/v1{mount}/{path}; returns the JSON `data` object of a 2xx answer, or
     // nullopt for 404 when `missing_ok`. Throws ik::Error with Vault's own `errors` otherwise.
-    std::optional<std::string> call(const std::string& method, const std::string& path, const std::string& body,
-                                    bool missing_ok = false, bool idempotent = true);
+    std::optional<SecretString> call(const std::string& method, const std::string& path, SecretString body,
+                                     bool missing_ok = false, bool idempotent = true);
 
     VaultSettings settings_;
     net::Client client_;

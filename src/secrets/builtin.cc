@@ -86,15 +86,22 @@ private:
     config::SecretStorage entry_;
 };
 
+// Every directory created for a key file is as private as the key (0700, whatever the umask),
+// not only the last one: a new ~/.infra/keys/ must not leave ~/.infra listable by others.
 void make_parent_directory(const std::string& path) {
-    fs::path parent = fs::path(path).parent_path();
-    if (parent.empty() || fs::exists(parent)) return;
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    // The directory of a key file is as private as the key; create_directories honours the umask.
-    if (ec || ::chmod(parent.c_str(), 0700) != 0)
-        fail(ExitCode::provider, "cannot create directory {}: {}", parent.string(),
-             ec ? ec.message() : std::strerror(errno));
+    std::vector<fs::path> missing;  // deepest first
+    for (fs::path dir = fs::path(path).parent_path(); !dir.empty() && !fs::exists(dir); dir = dir.parent_path()) {
+        missing.push_back(dir);
+        if (dir == dir.parent_path()) break;
+    }
+    for (auto dir = missing.rbegin(); dir != missing.rend(); ++dir) {
+        if (::mkdir(dir->c_str(), 0700) != 0) {
+            if (errno == EEXIST) continue;  // made meanwhile by someone else: theirs, not ours to change
+            fail(ExitCode::provider, "cannot create directory {}: {}", dir->string(), std::strerror(errno));
+        }
+        if (::chmod(dir->c_str(), 0700) != 0)
+            fail(ExitCode::provider, "cannot create directory {}: {}", dir->string(), std::strerror(errno));
+    }
 }
 
 }  // namespace

@@ -87,19 +87,25 @@ KubeConnection in_cluster_connection(const config::Environment& env) {
 }
 
 KubeConnection kubeconfig_connection(const std::string& path) {
+    auto text = read_file(path);
+    if (!text) fail(ExitCode::usage, "kubeconfig {}: cannot read it", path);
+    return kubeconfig_from_text(*text, path);
+}
+
+KubeConnection kubeconfig_from_text(const std::string& text, const std::string& path) {
     YAML::Node root;
     try {
-        root = YAML::LoadFile(path);
-    } catch (const YAML::BadFile&) {
-        fail(ExitCode::usage, "kubeconfig {}: cannot read it", path);
+        root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
         fail(ExitCode::usage, "kubeconfig {} line {}: {}", path, e.mark.line + 1, e.msg);
     }
+    // A scalar or a list has no fields: reading one would throw outside any usage error.
+    if (!root.IsMap()) fail(ExitCode::usage, "kubeconfig {}: not a YAML mapping", path);
     fs::path dir = fs::path(path).parent_path();
-    std::string context_name = text_of(root, "current-context");
-    if (context_name.empty()) fail(ExitCode::usage, "kubeconfig {}: no current-context", path);
 
     try {
+        std::string context_name = text_of(root, "current-context");
+        if (context_name.empty()) fail(ExitCode::usage, "kubeconfig {}: no current-context", path);
         YAML::Node context = named_entry(root, "contexts", "context", context_name, path);
         YAML::Node cluster = named_entry(root, "clusters", "cluster", text_of(context, "cluster"), path);
         YAML::Node user = named_entry(root, "users", "user", text_of(context, "user"), path);

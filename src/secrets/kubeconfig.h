@@ -24,6 +24,8 @@ KubeConnection in_cluster_connection(const config::Environment& env);
 // token file or client certificate and key (files or -data). Relative paths are relative to
 // the kubeconfig's directory. Throws ik::Error(usage) for a kubeconfig it cannot use.
 KubeConnection kubeconfig_connection(const std::string& path);
+// The same from the file's text (`path` names it in messages and anchors relative paths).
+KubeConnection kubeconfig_from_text(const std::string& text, const std::string& path);
 
 // As kubectl picks: KUBECONFIG (first existing file of the list) when set, else the service
 // account when KUBERNETES_SERVICE_HOST is set, else ~/.kube/config.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/secret_json.h"
 
 namespace ik::secrets {
 namespace {
@@ -23,7 +24,8 @@ SecretName split_name(const std::string& name) {
     return {name.substr(0, slash), name.substr(slash + 1)};
 }
 
-void scrub(std::string& text) {
+template <typename Text>
+void scrub(Text& text) {
     Botan::secure_scrub_memory(text.data(), text.size());
     text.clear();
 }
@@ -72,15 +74,24 @@ std::optional<KubernetesSecretStorage::Secret> KubernetesSecretStorage::read(con
     net::Response response = send(request);
     if (response.status == 404) return std::nullopt;
     if (response.status != 200) fail_with(request, response);
-    json body = json::parse(response.body, nullptr, false);
-    scrub(response.body);
-    if (!body.is_object())
-        fail(ExitCode::provider, "{}: answer is not a JSON object", client_.where(request));
-    Secret secret;
-    secret.resource_version = body.value("/metadata/resourceVersion"_json_pointer, std::string());
-    if (body.contains("data") && body["data"].is_object())
-        for (auto& [key, value] : body["data"].items())
-            if (value.is_string()) secret.data[key] = value.get<std::string>();
+    return parse_kubernetes_secret(response.body, client_.where(request));
+}
+
+KubernetesSecret parse_kubernetes_secret(std::string_view body, const std::string& where) {
+    SecretJson parsed = SecretJson::parse(body, nullptr, false);
+    if (!parsed.is_object()) fail(ExitCode::provider, "{}: answer is not a JSON object", where);
+    KubernetesSecret secret;
+    // Read field by field: a resourceVersion of another type must be a refusal, not a type_error.
+    auto metadata = parsed.find("metadata");
+    if (metadata != parsed.end() && metadata->is_object()) {
+        auto version = metadata->find("resourceVersion");
+        if (version != metadata->end() && version->is_string())
+            secret.resource_version = std::string(version->get_ref<const SecretString&>());
+    }
+    auto data = parsed.find("data");
+    if (data != parsed.end() && data->is_object())
+        for (auto& [key, value] : data->items())
+            if (value.is_string()) secret.data[std::string(key)] = std::string(value.get_ref<const SecretString&>());
     return secret;
 }
 
@@ -156,27 +167,25 @@ void KubernetesSecretStorage::set_many(const std::string& object,
 
 void KubernetesSecretStorage::write(const std::string& object, const std::optional<Secret>& current,
                                     const std::map<std::string, std::optional<SecretBytes>>& keys) {
-    json data = json::object();
+    SecretJson data = SecretJson::object();
     for (const auto& [key, value] : keys)
-        data[key] = value ? json(Botan::base64_encode(value->data(), value->size())) : json(nullptr);
+        data[SecretString(key)] = value ? SecretJson(base64_secret(*value)) : SecretJson(nullptr);
 
     net::Request request;
     if (current) {
         // The resourceVersion in the patch makes the write conditional: a change since our read → 409.
         request = {"PATCH", object_url(object), {{"Content-Type", "application/strategic-merge-patch+json"}},
-                   json{{"metadata", {{"resourceVersion", current->resource_version}}}, {"data", data}}.dump()};
+                   SecretJson{{"metadata", {{"resourceVersion", current->resource_version}}}, {"data", data}}.dump()};
     } else {
-        json created = json::object();
+        SecretJson created = SecretJson::object();
         for (auto& [key, value] : data.items())
             if (!value.is_null()) created[key] = value;
         if (created.empty()) return;  // deleting keys of a Secret that does not exist
         request = {"POST", object_url(""), {{"Content-Type", "application/json"}},
-                   json{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", "Opaque"},
+                   SecretJson{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", "Opaque"},
                         {"metadata", {{"name", object}, {"namespace", namespace_}}}, {"data", created}}
                        .dump()};
     }
-    for (auto& [key, value] : data.items())
-        if (value.is_string()) scrub(value.get_ref<std::string&>());
 
     net::Response response = send(request);
     scrub(request.body);

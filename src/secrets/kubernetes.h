@@ -13,6 +13,15 @@
 
 namespace ik::secrets {
 
+struct KubernetesSecret {
+    std::string resource_version;
+    std::map<std::string, std::string> data;  // key → base64, as the API holds it
+};
+
+// A Secret object as the API answers it, parsed without a server (tests/fuzz); a body that is
+// not such an object is ik::Error(provider) naming `where`.
+KubernetesSecret parse_kubernetes_secret(std::string_view body, const std::string& where);
+
 // Names are "OBJECT/KEY": data key KEY of Secret OBJECT in the storage's namespace (the entry's
 // `namespace` option, else the context's or service account's, else "default").
 class KubernetesSecretStorage : public SecretStorage {
@@ -38,10 +47,7 @@ public:
     const std::string& namespace_name() const { return namespace_; }
 
 private:
-    struct Secret {
-        std::string resource_version;
-        std::map<std::string, std::string> data;  // key → base64, as the API holds it
-    };
+    using Secret = KubernetesSecret;
     std::optional<Secret> read(const std::string& object);
     // The write of set_many against `current` as read (nullopt: the Secret does not exist).
     void write(const std::string& object, const std::optional<Secret>& current,

@@ -74,8 +74,11 @@ void bind_bytes(SQLite::Statement& s, int index, std::string_view bytes, bool bl
 class Database {
 public:
     Database(const std::string& path, bool create) : path_(absolute_path(path)), db_(open_file(path_, create)) {
-        db_.setBusyTimeout(busy_timeout_ms);
+        // The first read waits only as long as a key change waits for the write lock: a program
+        // holding the file locked against readers for longer is refused (exit 7), not waited on.
+        db_.setBusyTimeout(write_lock_timeout_ms);
         guarded("reading the schema", [&] { db_.execAndGet("SELECT count(*) FROM sqlite_master"); });
+        db_.setBusyTimeout(busy_timeout_ms);
     }
 
     const std::string& path() const { return path_; }
@@ -87,6 +90,9 @@ public:
         try {
             return f();
         } catch (const SQLite::Exception& e) {
+            int code = e.getErrorCode() & 0xff;
+            if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+                fail(ExitCode::refused, "sqlite {}: {}: another program holds the database locked", path_, what);
             fail(ExitCode::database, "sqlite {}: {}: {}", path_, what, e.what());
         }
     }
@@ -365,6 +371,11 @@ public:
     std::unique_ptr<Transaction> begin_exclusive() override {
         if (db_.in_transaction()) fail(ExitCode::internal, "sqlite {}: a write transaction is already open", db_.path());
         auto& handle = db_.handle();
+        // A key change commits, then moves a key file that may live in another directory. In
+        // rollback-journal mode the commit is the journal's unlink, which FULL leaves in the
+        // directory's page cache: a power cut could bring the journal back and roll the commit
+        // back after the key file moved. EXTRA fsyncs the directory before COMMIT returns.
+        db_.guarded("setting synchronous=EXTRA", [&] { handle.exec("PRAGMA synchronous = EXTRA"); });
         handle.setBusyTimeout(write_lock_timeout_ms);
         try {
             handle.exec("BEGIN IMMEDIATE");
@@ -379,7 +390,10 @@ public:
                                         write_lock_timeout_ms / 1000));
             fail(ExitCode::database, "sqlite {}: starting a write transaction: {}", db_.path(), e.what());
         }
-        handle.setBusyTimeout(busy_timeout_ms);
+        // The short wait stays for the whole transaction: in rollback-journal mode the COMMIT
+        // needs every reader gone, and another program reading (allowed in by --server-stopped)
+        // makes it a refusal (exit 7) in 2 s, not a database error after 10. What was written
+        // before the commit is then an interrupted rotation that `--resume` completes.
         return std::make_unique<SqliteTransaction>(db_);
     }
 

@@ -101,6 +101,23 @@ class PostgresDb:
         self._admin_execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: ", "SUMMARY: UndefinedBehaviorSanitizer")
+SANITIZER_REPORTS = os.environ.get("INFRA_KEYS_SANITIZER_REPORTS")  # set by scripts/sanitize
+
+
+def assert_no_sanitizer_report(stderr):
+    """A sanitizer build (scripts/sanitize) reports on stderr or in log files: either fails the test."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    if stderr and any(mark in stderr for mark in SANITIZER_MARKS):
+        raise AssertionError("sanitizer report from infra-keys:\n" + stderr)
+    if SANITIZER_REPORTS and os.path.isdir(SANITIZER_REPORTS):
+        files = sorted(os.listdir(SANITIZER_REPORTS))
+        if files:
+            with open(os.path.join(SANITIZER_REPORTS, files[0]), errors="replace") as f:
+                raise AssertionError(f"sanitizer report {files[0]}:\n" + f.read(4000))
+
+
 class Installation:
     """A temp dir with a config, a native root key file and a database."""
 
@@ -127,7 +144,9 @@ class Installation:
         full_env["HOME"] = self.dir
         full_env.update(env or {})
         argv = [BIN] + (["--config", self.config_path] if config else []) + list(args)
-        return subprocess.run(argv, capture_output=True, text=True, env=full_env, input=input, timeout=timeout)
+        result = subprocess.run(argv, capture_output=True, text=True, env=full_env, input=input, timeout=timeout)
+        assert_no_sanitizer_report(result.stderr)
+        return result
 
     # --- database ---------------------------------------------------------------------------
     def query(self, sql, params=()):
@@ -267,6 +286,7 @@ class E2E(unittest.TestCase):
 
     def tearDown(self):
         self.inst.close()
+        assert_no_sanitizer_report("")  # reports of commands started without Installation.run
 
     def assertExit(self, result, name):
         self.assertEqual(result.returncode, EXIT[name],

@@ -147,3 +147,27 @@ TEST_CASE("URL helpers keep host and port and drop the query") {
     CHECK(net::endpoint_of("https://user:pw@h:1/p?q=1") == "https://h:1/p");
     CHECK(net::path_and_query_of("https://h/a/b?x=1") == std::pair<std::string, std::string>{"/a/b", "x=1"});
 }
+
+TEST_CASE("a Retry-After of any size is clamped to the cap instead of overflowing") {
+    CHECK(net::retry_after_ms("2", 5000) == 2000);
+    CHECK(net::retry_after_ms("5", 5000) == 5000);
+    CHECK(net::retry_after_ms("6", 5000) == 5000);
+    CHECK(net::retry_after_ms("9223372036854775807", 5000) == 5000);
+    CHECK(net::retry_after_ms("99999999999999999999999999999999", 5000) == 5000);
+    CHECK(net::retry_after_ms("0000000000000000000000000000000001", 5000) == 1000);
+    CHECK(net::retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 5000) == 0);
+    CHECK(net::retry_after_ms("", 5000) == 0);
+    CHECK(net::retry_after_ms("-1", 5000) == 0);
+}
+
+TEST_CASE("a plain http address that is not loopback is recognised as sending tokens in clear") {
+    CHECK(net::travels_in_clear("http://vault.example.com:8200"));
+    CHECK(net::travels_in_clear("HTTP://10.0.0.5/v1"));
+    CHECK(net::travels_in_clear("http://[fd00::2]:8200"));
+    CHECK(net::travels_in_clear("http://127.example.com/"));
+    CHECK_FALSE(net::travels_in_clear("https://vault.example.com:8200"));
+    CHECK_FALSE(net::travels_in_clear("http://127.0.0.1:8200"));
+    CHECK_FALSE(net::travels_in_clear("http://localhost:8200"));
+    CHECK_FALSE(net::travels_in_clear("http://[::1]:8200"));
+    CHECK_FALSE(net::travels_in_clear("not a url"));
+}

@@ -38,7 +38,7 @@ private:
         return o;
     }
     nlohmann::json call(const std::string& method, const std::string& action, const std::string& body) {
-        net::Request request{method, url_ + "/__peer/" + action, {{"Content-Type", "application/json"}}, body};
+        net::Request request{method, url_ + "/__peer/" + action, {{"Content-Type", "application/json"}}, SecretString(body)};
         net::Response response = client_.send(request);
         REQUIRE_MESSAGE(response.status == 200, "peer control " << action << ": HTTP " << response.status << " " << response.body);
         return nlohmann::json::parse(response.body);

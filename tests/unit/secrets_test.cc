@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "secrets/builtin.h"
+#include "secrets/kubeconfig.h"
 #include "secrets/secret_store.h"
 #include "util/error.h"
 #include "temp_dir.h"
@@ -207,4 +208,33 @@ TEST_CASE("vault, awsssm and awssecretsmanager storages load but are refused whe
         CHECK(message.find("not supported") != std::string::npos);
         CHECK(code_of([&] { storages.resolve(ref); }) == ExitCode::usage);
     }
+}
+
+TEST_CASE("a kubeconfig that is not a mapping, or whose fields have the wrong shape, is a usage error") {
+    for (const char* text : {"just a scalar", "42", "- a\n- b\n", "", "~", "current-context: [a]\n",
+                             "current-context: c\ncontexts: 5\n", "current-context: c\ncontexts:\n- name: [x]\n",
+                             "current-context: c\ncontexts:\n- name: c\n  context: scalar\n",
+                             "current-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters: {k: 1}\n",
+                             "{unclosed"}) {
+        CAPTURE(text);
+        CHECK(code_of([&] { secrets::kubeconfig_from_text(text, "/tmp/kubeconfig"); }) == ExitCode::usage);
+    }
+}
+
+TEST_CASE("every directory created for a key file is 0700, not only the last one; existing ones keep their mode") {
+    TempDir dir;
+    REQUIRE(::chmod(dir.path.c_str(), 0755) == 0);
+    secrets::SecretStorages storages(config::Config{}, env_of({}));
+    std::string path = (dir.path / "a" / "b" / "c" / "key").string();
+    mode_t old = ::umask(0);
+    storages.named("file").set(path, SecretBytes{1, 2, 3});
+    ::umask(old);
+    struct stat st;
+    for (auto sub : {dir.path / "a", dir.path / "a" / "b", dir.path / "a" / "b" / "c"}) {
+        CAPTURE(sub.string());
+        REQUIRE(::stat(sub.c_str(), &st) == 0);
+        CHECK((st.st_mode & 07777) == 0700);
+    }
+    REQUIRE(::stat(dir.path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0755);
 }
