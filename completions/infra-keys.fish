@@ -11,6 +11,8 @@ complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a restore -d 
 complete -c infra-keys -s c -l config -r -F -d 'Infra server config'
 complete -c infra-keys -l db-url -r -d 'PostgreSQL connection string'
 complete -c infra-keys -l kubeconfig -r -F -d 'kubeconfig file'
+complete -c infra-keys -l context -x -d 'kubeconfig context instead of current-context'
+complete -c infra-keys -l namespace -x -d 'Kubernetes namespace'
 complete -c infra-keys -s q -l quiet -d 'print only errors'
 complete -c infra-keys -s v -l verbose -d 'print more detail'
 complete -c infra-keys -l version -d 'print the version'

@@ -49,11 +49,30 @@ std::string KubernetesSecretStorage::object_url(const std::string& object) const
 }
 
 net::Response KubernetesSecretStorage::send(net::Request request) {
-    if (!connection_.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + connection_.token);
     request.headers.emplace_back("Accept", "application/json");
-    net::Response response = client_.send(request);
-    scrub(request.body);
-    return response;
+    for (bool renewed = false;; renewed = true) {
+        KubeCredential credential = connection_.auth->current();
+        net::Request authorised = request;
+        if (!credential.token.empty())
+            authorised.headers.emplace_back("Authorization", "Bearer " + std::string(as_text(credential.token)));
+        net::ClientOptions options = client_.options();
+        if (!credential.client_cert_pem.empty()) {
+            options.tls.client_cert_pem = credential.client_cert_pem;
+            options.tls.client_key_pem = credential.client_key_pem;
+            options.tls.client_cert_file.clear();
+            options.tls.client_key_file.clear();
+        }
+        net::Response response = net::Client(options).send(authorised);
+        for (auto& [name, value] : authorised.headers)
+            if (name == "Authorization") scrub(value);
+        scrub(authorised.body);
+        // A 401 to an exec plugin's credential runs the plugin again (the token may have been
+        // revoked before its expirationTimestamp), once, as client-go does.
+        if (response.status == 401 && !renewed && connection_.auth->renew()) continue;
+        scrub(request.body);
+        if (response.status == 401) last_token_ = credential.token;
+        return response;
+    }
 }
 
 void KubernetesSecretStorage::fail_with(const net::Request& request, const net::Response& response) const {
@@ -63,7 +82,7 @@ void KubernetesSecretStorage::fail_with(const net::Request& request, const net::
     std::string reason = status.is_object() ? status.value("reason", std::string()) : std::string();
     std::string text = message.empty() ? reason : message;
     text = net::quote_service_text(fmt::format("{} (HTTP {})", text.empty() ? "error" : text, response.status),
-                                   {connection_.token});
+                                   {as_text(last_token_)});
     throw Error(ExitCode::provider, fmt::format("{} {}: {} [{}]", client_.where(request), request.method, text, connection_.source));
 }
 
@@ -78,6 +97,8 @@ std::optional<KubernetesSecretStorage::Secret> KubernetesSecretStorage::read(con
         fail(ExitCode::provider, "{}: answer is not a JSON object", client_.where(request));
     Secret secret;
     secret.resource_version = body.value("/metadata/resourceVersion"_json_pointer, std::string());
+    if (body.contains("metadata") && body["metadata"].is_object()) secret.metadata_json = body["metadata"].dump();
+    if (body.contains("type") && body["type"].is_string()) secret.type = body["type"].get<std::string>();
     if (body.contains("data") && body["data"].is_object())
         for (auto& [key, value] : body["data"].items())
             if (value.is_string()) secret.data[key] = value.get<std::string>();
@@ -162,9 +183,24 @@ void KubernetesSecretStorage::write(const std::string& object, const std::option
 
     net::Request request;
     if (current) {
-        // The resourceVersion in the patch makes the write conditional: a change since our read → 409.
-        request = {"PATCH", object_url(object), {{"Content-Type", "application/strategic-merge-patch+json"}},
-                   json{{"metadata", {{"resourceVersion", current->resource_version}}}, {"data", data}}.dump()};
+        // An update (PUT) of the whole Secret as read, so RBAC needs only get and update on it; the
+        // resourceVersion read makes it conditional (a change since → 409), and the labels and
+        // annotations read (helm.sh/resource-policy: keep, the chart's labels) go back unchanged.
+        json merged = json::object();
+        for (const auto& [key, encoded] : current->data) merged[key] = encoded;
+        for (auto& [key, value] : data.items()) {
+            if (value.is_null()) merged.erase(key);
+            else merged[key] = value;
+        }
+        json metadata = json::parse(current->metadata_json, nullptr, false);
+        if (!metadata.is_object()) metadata = json{{"name", object}, {"namespace", namespace_}};
+        metadata["resourceVersion"] = current->resource_version;
+        metadata.erase("managedFields");
+        request = {"PUT", object_url(object), {{"Content-Type", "application/json"}},
+                   json{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", current->type}, {"metadata", metadata},
+                        {"data", merged}}.dump()};
+        for (auto& [key, value] : merged.items())
+            if (value.is_string()) scrub(value.get_ref<std::string&>());
     } else {
         json created = json::object();
         for (auto& [key, value] : data.items())

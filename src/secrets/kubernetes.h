@@ -40,6 +40,8 @@ public:
 private:
     struct Secret {
         std::string resource_version;
+        std::string metadata_json;  // metadata as read (labels, annotations), sent back on update
+        std::string type = "Opaque";
         std::map<std::string, std::string> data;  // key → base64, as the API holds it
     };
     std::optional<Secret> read(const std::string& object);
@@ -51,6 +53,7 @@ private:
     [[noreturn]] void fail_with(const net::Request& request, const net::Response& response) const;
 
     KubeConnection connection_;
+    SecretBytes last_token_;  // the token a 401 refused, redacted from the quoted error text
     std::string namespace_;
     net::Client client_;
 };
