@@ -755,6 +755,15 @@ class KubeExecTest(RemoteE2E):
         self.assertIn("kube_exec_plugin: failing as asked", r.stderr)
         self.assertEqual(before, self.state())
 
+    def test_a_plugin_handing_out_a_client_certificate_authenticates_with_it(self):
+        self.seed(2)
+        cert, key = self.kube.client_cert
+        kubeconfig = self.kube.write_exec_kubeconfig(os.path.join(self.kube.dir, "cert-exec"), None,
+                                                     extra_args=["--cert", cert, "--key", key])
+        self.kube.reset()
+        self.assertExit(self.ik("verify", "--level", "full", env={"KUBECONFIG": kubeconfig}), "ok")
+        self.assertEqual(self.kube.stats()["statuses"].get("401"), None)
+
     def test_interactive_mode_always_without_a_terminal_is_refused(self):
         always = self.kube.write_exec_kubeconfig(os.path.join(self.inst.dir, "always"), self.p.token_file,
                                                  interactive_mode="Always")

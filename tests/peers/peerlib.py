@@ -314,9 +314,9 @@ class KubePeer(Peer):
                               extra_args=(), command=None, provide_cluster_info=False, install_hint=None,
                               env=None):
         """A kubeconfig whose user is an exec credential plugin (kube_exec_plugin.py handing out
-        the token in token_file), as EKS, GKE and AKS kubeconfigs are."""
+        the token in token_file, or only what extra_args say), as EKS, GKE and AKS kubeconfigs are."""
         command = command or os.path.join(HERE, "kube_exec_plugin.py")
-        args = ["--token-file", token_file, "--api-version", api_version] + list(extra_args)
+        args = (["--token-file", token_file] if token_file else []) + ["--api-version", api_version] + list(extra_args)
         lines = ["apiVersion: client.authentication.k8s.io/%s" % api_version, "command: %s" % json.dumps(command),
                  "args: %s" % json.dumps(args)]
         if interactive_mode:
