@@ -146,6 +146,33 @@ std::vector<std::string> KubernetesSecretStorage::names_with_prefix(const std::s
     return out;  // std::map keeps them sorted
 }
 
+std::vector<std::string> KubernetesSecretStorage::warnings(const std::string& name) {
+    SecretName n = split_name(name);
+    auto secret = read(n.object);
+    if (!secret) return {};
+    for (auto& [key, encoded] : secret->data) scrub(encoded);
+    json metadata = json::parse(secret->metadata_json, nullptr, false);
+    if (!metadata.is_object()) return {};
+    auto text_at = [&metadata](const char* map, const char* key) {
+        const json& values = metadata.value(map, json::object());
+        return values.is_object() ? values.value(key, std::string()) : std::string();
+    };
+    bool helm_managed = text_at("labels", "app.kubernetes.io/managed-by") == "Helm" ||
+                        !text_at("annotations", "meta.helm.sh/release-name").empty();
+    if (!helm_managed || text_at("annotations", "helm.sh/resource-policy") == "keep") return {};
+    return {fmt::format("kubernetes secret {}/{} is managed by Helm without the annotation "
+                        "helm.sh/resource-policy: keep: `helm uninstall` would delete the root key",
+                        namespace_, n.object)};
+}
+
+std::string KubernetesSecretStorage::wrong_key_hint(const std::string& name) const {
+    return fmt::format("if a GitOps tool rendered the Infra Helm chart without a cluster (helm template, "
+                       "Argo CD, Flux), Helm's lookup was empty and it replaced {} with a new random key: "
+                       "restore the old key (infra-keys restore BACKUP, or the Secret's previous value) "
+                       "and keep the server stopped until then",
+                       describe(name));
+}
+
 void KubernetesSecretStorage::create(const std::string& name, const SecretBytes& value) {
     SecretName n = split_name(name);
     auto current = read(n.object);

@@ -449,6 +449,29 @@ class KubeTest(RemoteE2E):
         self.assertAllDecrypt()
         self.assertEqual(set(self.kube.ops()) & {"secrets.patch"}, set())   # get and update only (RBAC)
 
+    def test_status_warns_about_a_helm_managed_key_secret_without_resource_policy_keep(self):
+        self.seed(1)
+        labels = {"app.kubernetes.io/managed-by": "Helm"}
+        self.kube.put_secret("default", "infra-x", self.p.secret(), labels=labels)
+        r = self.ik("status")
+        self.assertExit(r, "ok")
+        self.assertIn("without the annotation helm.sh/resource-policy: keep", r.stderr)
+        self.kube.put_secret("default", "infra-x", self.p.secret(), labels=labels,
+                             annotations={"helm.sh/resource-policy": "keep"})
+        r = self.ik("status")
+        self.assertExit(r, "ok")
+        self.assertNotIn("resource-policy", r.stderr)
+
+    def test_verify_names_a_key_secret_regenerated_by_a_gitops_render(self):
+        self.seed(3)
+        self.kube.put_secret("default", "infra-x", {"__root_key": os.urandom(32)})   # helm template's new key
+        before = self.state()
+        r = self.ik("verify")
+        self.assertExit(r, "wrong_key")
+        self.assertIn("does not unwrap the db key", r.stderr)
+        self.assertIn("hint: if a GitOps tool rendered the Infra Helm chart without a cluster", r.stderr)
+        self.assertEqual(before, self.state())
+
     def test_a_concurrent_change_of_the_secret_makes_the_slot_write_fail(self):
         self.seed()
         # A leftover new key is an interrupted rotation: a second rotation must not overwrite it.
