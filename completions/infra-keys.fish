@@ -13,6 +13,8 @@ complete -c infra-keys -n "__fish_seen_subcommand_from help" -a "$cmds"
 complete -c infra-keys -s c -l config -r -F -d 'Infra server config'
 complete -c infra-keys -l db-url -r -d 'PostgreSQL connection string'
 complete -c infra-keys -l kubeconfig -r -F -d 'kubeconfig file'
+complete -c infra-keys -l context -x -d 'kubeconfig context instead of current-context'
+complete -c infra-keys -l namespace -x -d 'Kubernetes namespace'
 complete -c infra-keys -s q -l quiet -d 'print only errors'
 complete -c infra-keys -s v -l verbose -d 'print more detail'
 complete -c infra-keys -l no-progress -d 'never draw a progress bar'

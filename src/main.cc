@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
     app.add_option("--db-url", global.target.db_url,
                    "PostgreSQL connection string or URI, overriding the config's db fields");
     app.add_option("--kubeconfig", global.target.kubeconfig, "kubeconfig for Kubernetes secrets (else $KUBECONFIG)");
+    // No -n: in four subcommands -n already means --dry-run.
+    app.add_option("--context", global.target.kube_context, "kubeconfig context to use instead of current-context");
+    app.add_option("--namespace", global.target.kube_namespace,
+                   "Kubernetes namespace instead of the context's or service account's");
     app.add_flag("-q,--quiet", global.quiet, "print only errors and warnings");
     app.add_flag("-v,--verbose", global.verbose, "print more detail");
     app.add_flag_callback("--no-progress", [] { ik::Progress::turn_off(); }, "never draw a progress bar");

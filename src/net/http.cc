@@ -185,6 +185,7 @@ Attempt attempt_once(const ClientOptions& options, const Request& request) {
     libcurl().curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, options.total_timeout_ms);
     libcurl().curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_buffer);
     libcurl().curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    libcurl().curl_easy_setopt(c, CURLOPT_USERAGENT, user_agent().c_str());
     if (request.method == "HEAD") libcurl().curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
         libcurl().curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
@@ -229,6 +230,11 @@ void warn_if_clear_text(const std::string& provider, const std::string& url) {
 }
 
 }  // namespace
+
+const std::string& user_agent() {
+    static const std::string value = "infra-keys/" INFRA_KEYS_VERSION;
+    return value;
+}
 
 std::string Response::header(const std::string& name) const {
     for (const auto& [key, value] : headers)

@@ -79,6 +79,9 @@ long retry_after_ms(std::string_view value, long cap_ms);
 // Client::send warns once per such address.
 bool travels_in_clear(const std::string& url);
 
+// "infra-keys/<version>": the User-Agent of every request, so a KMS or Vault audit log names us.
+const std::string& user_agent();
+
 // "https://host:port/path?q" → "https://host:port/path" (drops userinfo too).
 std::string endpoint_of(const std::string& url);
 // The Host header value curl sends for `url`: host, plus ":port" when the URL names one.

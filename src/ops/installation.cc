@@ -1,8 +1,11 @@
 #include "ops/installation.h"
 
+#include <map>
+
 #include <fmt/ranges.h>
 
 #include "ops/release.h"
+#include "secrets/kubeconfig.h"
 #include "util/error.h"
 #include "util/output.h"
 
@@ -61,10 +64,13 @@ store::KeyStore& Installation::store(bool create) {
 Installation open(const Target& target) {
     Installation inst;
     config::Environment process = config::process_environment();
-    auto kubeconfig = target.kubeconfig;
-    // --kubeconfig wins over KUBECONFIG; passing it as the environment keeps one lookup path.
-    inst.env = [process, kubeconfig](const std::string& name) -> std::optional<std::string> {
-        if (name == "KUBECONFIG" && kubeconfig) return kubeconfig;
+    // --kubeconfig wins over KUBECONFIG (--context, --namespace over theirs); passing them as
+    // the environment keeps one lookup path.
+    std::map<std::string, std::optional<std::string>> flags = {{"KUBECONFIG", target.kubeconfig},
+                                                               {secrets::context_variable, target.kube_context},
+                                                               {secrets::namespace_variable, target.kube_namespace}};
+    inst.env = [process, flags](const std::string& name) -> std::optional<std::string> {
+        if (auto it = flags.find(name); it != flags.end() && it->second) return it->second;
         return process(name);
     };
     inst.config = config::load(config::config_path(target.config_path, inst.env), inst.env);

@@ -17,6 +17,8 @@ struct Target {
     std::optional<std::string> config_path;
     std::optional<std::string> db_url;
     std::optional<std::string> kubeconfig;
+    std::optional<std::string> kube_context;    // --context
+    std::optional<std::string> kube_namespace;  // --namespace
 };
 
 struct Installation {

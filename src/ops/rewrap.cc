@@ -8,6 +8,7 @@
 #include "ops/rekey.h"
 #include "ops/release.h"
 #include "providers/native.h"
+#include "secrets/kubeconfig.h"
 #include "util/error.h"
 #include "util/failpoint.h"
 #include "util/lock_file.h"
@@ -25,7 +26,9 @@ std::vector<Candidate> candidates(Installation& inst, const RewrapOptions& optio
     std::vector<Candidate> out;
     if (options.from_key) out.push_back({"--from-key " + *options.from_key, providers::make_native_file(*options.from_key), {}});
     if (options.from_config) {
-        auto other = std::make_unique<Installation>(open(Target{options.from_config, inst.db_url, inst.env("KUBECONFIG")}));
+        auto other = std::make_unique<Installation>(open(Target{options.from_config, inst.db_url, inst.env("KUBECONFIG"),
+                                                                   inst.env(secrets::context_variable),
+                                                                   inst.env(secrets::namespace_variable)}));
         std::string name = "--from-config " + *options.from_config + " (" + other->provider->describe() + ")";
         auto provider = std::move(other->provider);
         out.push_back({name, std::move(provider), std::move(other)});

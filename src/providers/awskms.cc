@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "providers/aws_credentials.h"
 #include "providers/remote.h"
 #include "util/error.h"
 #include "util/secret_json.h"
@@ -19,55 +20,22 @@ std::string env_or(const config::Environment& env, const std::string& name, cons
     return value && !value->empty() ? *value : fallback;
 }
 
-std::string trim(const std::string& s) {
-    size_t begin = s.find_first_not_of(" \t\r\n");
-    if (begin == std::string::npos) return {};
-    return s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
-}
-
-// One [section] of an AWS INI file (credentials or config); empty when absent.
-std::map<std::string, std::string> ini_section(const std::string& path, const std::string& section) {
-    std::map<std::string, std::string> out;
-    std::ifstream in(path);
-    bool inside = false;
-    for (std::string line; std::getline(in, line);) {
-        line = trim(line);
-        if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-        if (line.front() == '[' && line.back() == ']') {
-            inside = trim(line.substr(1, line.size() - 2)) == section;
-            continue;
-        }
-        size_t eq = line.find('=');
-        if (inside && eq != std::string::npos) out[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
-    }
-    return out;
-}
-
 std::string home_of(const config::Config& cfg, const config::Environment& env) { return env_or(env, "HOME", cfg.home); }
 
 std::string profile_of(const config::Environment& env) { return env_or(env, "AWS_PROFILE", "default"); }
 
 net::sigv4::Credentials credentials_of(const config::Config& cfg, const config::KeyProvider& entry,
-                                       secrets::SecretStorages& storages, const config::Environment& env) {
+                                       secrets::SecretStorages& storages, const config::Environment& env,
+                                       const std::string& region, const net::TlsOptions& tls) {
     std::string id_ref = entry.get("accesskeyid"), secret_ref = entry.get("secretaccesskey");
     if (!id_ref.empty() || !secret_ref.empty()) {
         if (id_ref.empty() || secret_ref.empty())
             fail(ExitCode::usage, "awskms key provider: accessKeyID and secretAccessKey must be given together");
-        return {storages.resolve_text(id_ref), storages.resolve(secret_ref), ""};
+        std::string token_ref = entry.get("sessiontoken");
+        return {storages.resolve_text(id_ref), storages.resolve(secret_ref),
+                token_ref.empty() ? std::string() : storages.resolve_text(token_ref)};
     }
-    std::string id = env_or(env, "AWS_ACCESS_KEY_ID"), secret = env_or(env, "AWS_SECRET_ACCESS_KEY");
-    if (!id.empty() && !secret.empty())
-        return {id, SecretBytes(secret.begin(), secret.end()), env_or(env, "AWS_SESSION_TOKEN")};
-
-    std::string file = env_or(env, "AWS_SHARED_CREDENTIALS_FILE", home_of(cfg, env) + "/.aws/credentials");
-    auto profile = ini_section(file, profile_of(env));
-    if (!profile["aws_access_key_id"].empty() && !profile["aws_secret_access_key"].empty()) {
-        const std::string& key = profile["aws_secret_access_key"];
-        return {profile["aws_access_key_id"], SecretBytes(key.begin(), key.end()), profile["aws_session_token"]};
-    }
-    throw Error(ExitCode::usage, "awskms key provider: no AWS credentials found",
-                "set accessKeyID and secretAccessKey in the keys entry, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "or a profile in ~/.aws/credentials (AWS_PROFILE)");
+    return aws_default_credentials(env, home_of(cfg, env), region, tls);
 }
 
 std::string region_of(const config::Config& cfg, const config::KeyProvider& entry, const config::Environment& env) {
@@ -142,8 +110,8 @@ AwsKmsSettings awskms_settings(const config::Config& cfg, const config::KeyProvi
     settings.endpoint = kms_endpoint(entry, env, settings.region);
     settings.root_key_id = cfg.db_encryption_key;
     settings.algorithm = entry.get("encryptionalgorithm", "AES_256");
-    settings.credentials = credentials_of(cfg, entry, storages, env);
     settings.tls.ca_file = entry.get("cabundle", env_or(env, "AWS_CA_BUNDLE"));
+    settings.credentials = credentials_of(cfg, entry, storages, env, settings.region, settings.tls);
     return settings;
 }
 

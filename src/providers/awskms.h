@@ -23,9 +23,8 @@ struct AwsKmsSettings {
     net::TlsOptions tls;      // caBundle of the entry, else AWS_CA_BUNDLE
 };
 
-// Settings from the `keys:` entry, then the AWS environment: AWS_ACCESS_KEY_ID/
-// AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else AWS_PROFILE (default "default") in
-// AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; region from the entry, AWS_REGION,
+// Settings from the `keys:` entry (accessKeyID, secretAccessKey and sessionToken as secret
+// references), else the AWS credential sources of aws_credentials.h; region from the entry, AWS_REGION,
 // AWS_DEFAULT_REGION, else the profile in AWS_CONFIG_FILE or ~/.aws/config; endpoint from the
 // entry, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL. Throws ik::Error(usage) naming what is missing.
 AwsKmsSettings awskms_settings(const config::Config& cfg, const config::KeyProvider& entry,

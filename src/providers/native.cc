@@ -49,6 +49,11 @@ void NativeProvider::warn_if_readable_by_others() {
     out::warn("root key file {} is accessible by group or others; restrict it with `chmod 600 {}`", path, path);
 }
 
+std::vector<std::string> NativeProvider::status(ByteView) {
+    for (const auto& warning : storage_.warnings(root_key_id_)) out::warn("{}", warning);
+    return {};
+}
+
 bool NativeProvider::root_key_exists() { return storage_.get(root_key_id_).has_value(); }
 
 SecretBytes NativeProvider::root_key() {
@@ -87,8 +92,10 @@ SecretBytes NativeProvider::unwrap(ByteView wrapped) {
         if (e.failure == seal::Failure::malformed)
             fail(ExitCode::database, "encryption_keys dbkey row: encrypted is not a sealed Infra payload ({} bytes)",
                  wrapped.size());
-        fail(ExitCode::wrong_key, "root key {} does not unwrap the db key ({})", root_key_location(),
-             seal::describe(e.failure));
+        throw Error(ExitCode::wrong_key,
+                    fmt::format("root key {} does not unwrap the db key ({})", root_key_location(),
+                                seal::describe(e.failure)),
+                    storage_.wrong_key_hint(root_key_id_));
     }
 }
 

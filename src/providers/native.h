@@ -28,6 +28,8 @@ public:
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
     SecretBytes unwrap(ByteView wrapped) override;
+    // Warns (stderr) about how the key is kept, e.g. a Helm-managed Secret without resource-policy keep.
+    std::vector<std::string> status(ByteView wrapped) override;
 
     // The root key itself; ik::Error(provider) when missing or not exactly 32 bytes.
     SecretBytes root_key();

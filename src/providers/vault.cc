@@ -4,6 +4,7 @@
 
 #include "crypto/random.h"
 #include "providers/remote.h"
+#include "providers/vault_auth.h"
 #include "util/error.h"
 #include "util/secret_json.h"
 
@@ -71,19 +72,22 @@ VaultSettings vault_settings(const config::Config& cfg, const config::KeyProvide
     settings.address = entry.get("address", env_or(env, "VAULT_ADDR"));
     if (settings.address.empty())
         throw Error(ExitCode::usage, "vault key provider: no address", "set address in the keys entry or VAULT_ADDR");
-    std::string token_ref = entry.get("token");
-    if (token_ref.empty()) {
-        settings.token = SecretString(env_or(env, "VAULT_TOKEN"));
-    } else {
-        SecretBytes token = storages.resolve(token_ref);
-        settings.token.assign(token.begin(), token.end());
-    }
-    if (settings.token.empty())
-        throw Error(ExitCode::usage, "vault key provider: no token", "set token in the keys entry or VAULT_TOKEN");
     settings.namespace_name = entry.get("namespace", env_or(env, "VAULT_NAMESPACE"));
     settings.transit_mount = normalised_mount(entry.get("transitmount", "/transit"));
     settings.key_name = transit_key_name(cfg.db_encryption_key);
     settings.tls.ca_file = entry.get("cabundle", env_or(env, "VAULT_CACERT"));
+    std::string token_ref = entry.get("token");
+    if (!token_ref.empty()) {
+        SecretBytes token = storages.resolve(token_ref);
+        settings.token.assign(token.begin(), token.end());
+    } else {
+        std::string address = settings.address;
+        while (!address.empty() && address.back() == '/') address.pop_back();
+        SecretBytes token = vault_default_token(env, cfg.home, {address, settings.namespace_name, settings.tls});
+        settings.token.assign(token.begin(), token.end());
+    }
+    if (settings.token.empty())
+        throw Error(ExitCode::usage, "vault key provider: no token", "set token in the keys entry or VAULT_TOKEN");
     return settings;
 }
 

@@ -51,11 +51,30 @@ std::string KubernetesSecretStorage::object_url(const std::string& object) const
 }
 
 net::Response KubernetesSecretStorage::send(net::Request request) {
-    if (!connection_.token.empty()) request.headers.emplace_back("Authorization", "Bearer " + connection_.token);
     request.headers.emplace_back("Accept", "application/json");
-    net::Response response = client_.send(request);
-    scrub(request.body);
-    return response;
+    for (bool renewed = false;; renewed = true) {
+        KubeCredential credential = connection_.auth->current();
+        net::Request authorised = request;
+        if (!credential.token.empty())
+            authorised.headers.emplace_back("Authorization", "Bearer " + std::string(as_text(credential.token)));
+        net::ClientOptions options = client_.options();
+        if (!credential.client_cert_pem.empty()) {
+            options.tls.client_cert_pem = credential.client_cert_pem;
+            options.tls.client_key_pem = credential.client_key_pem;
+            options.tls.client_cert_file.clear();
+            options.tls.client_key_file.clear();
+        }
+        net::Response response = net::Client(options).send(authorised);
+        for (auto& [name, value] : authorised.headers)
+            if (name == "Authorization") scrub(value);
+        scrub(authorised.body);
+        // A 401 to an exec plugin's credential runs the plugin again (the token may have been
+        // revoked before its expirationTimestamp), once, as client-go does.
+        if (response.status == 401 && !renewed && connection_.auth->renew()) continue;
+        scrub(request.body);
+        if (response.status == 401) last_token_ = credential.token;
+        return response;
+    }
 }
 
 void KubernetesSecretStorage::fail_with(const net::Request& request, const net::Response& response) const {
@@ -65,7 +84,7 @@ void KubernetesSecretStorage::fail_with(const net::Request& request, const net::
     std::string reason = status.is_object() ? status.value("reason", std::string()) : std::string();
     std::string text = message.empty() ? reason : message;
     text = net::quote_service_text(fmt::format("{} (HTTP {})", text.empty() ? "error" : text, response.status),
-                                   {connection_.token});
+                                   {as_text(last_token_)});
     throw Error(ExitCode::provider, fmt::format("{} {}: {} [{}]", client_.where(request), request.method, text, connection_.source));
 }
 
@@ -87,7 +106,10 @@ KubernetesSecret parse_kubernetes_secret(std::string_view body, const std::strin
         auto version = metadata->find("resourceVersion");
         if (version != metadata->end() && version->is_string())
             secret.resource_version = std::string(version->get_ref<const SecretString&>());
+        secret.metadata_json = std::string(metadata->dump());
     }
+    auto type = parsed.find("type");
+    if (type != parsed.end() && type->is_string()) secret.type = std::string(type->get_ref<const SecretString&>());
     auto data = parsed.find("data");
     if (data != parsed.end() && data->is_object())
         for (auto& [key, value] : data->items())
@@ -136,6 +158,33 @@ std::vector<std::string> KubernetesSecretStorage::names_with_prefix(const std::s
     return out;  // std::map keeps them sorted
 }
 
+std::vector<std::string> KubernetesSecretStorage::warnings(const std::string& name) {
+    SecretName n = split_name(name);
+    auto secret = read(n.object);
+    if (!secret) return {};
+    for (auto& [key, encoded] : secret->data) scrub(encoded);
+    json metadata = json::parse(secret->metadata_json, nullptr, false);
+    if (!metadata.is_object()) return {};
+    auto text_at = [&metadata](const char* map, const char* key) {
+        const json& values = metadata.value(map, json::object());
+        return values.is_object() ? values.value(key, std::string()) : std::string();
+    };
+    bool helm_managed = text_at("labels", "app.kubernetes.io/managed-by") == "Helm" ||
+                        !text_at("annotations", "meta.helm.sh/release-name").empty();
+    if (!helm_managed || text_at("annotations", "helm.sh/resource-policy") == "keep") return {};
+    return {fmt::format("kubernetes secret {}/{} is managed by Helm without the annotation "
+                        "helm.sh/resource-policy: keep: `helm uninstall` would delete the root key",
+                        namespace_, n.object)};
+}
+
+std::string KubernetesSecretStorage::wrong_key_hint(const std::string& name) const {
+    return fmt::format("if a GitOps tool rendered the Infra Helm chart without a cluster (helm template, "
+                       "Argo CD, Flux), Helm's lookup was empty and it replaced {} with a new random key: "
+                       "restore the old key (infra-keys restore BACKUP, or the Secret's previous value) "
+                       "and keep the server stopped until then",
+                       describe(name));
+}
+
 void KubernetesSecretStorage::create(const std::string& name, const SecretBytes& value) {
     SecretName n = split_name(name);
     auto current = read(n.object);
@@ -173,9 +222,22 @@ void KubernetesSecretStorage::write(const std::string& object, const std::option
 
     net::Request request;
     if (current) {
-        // The resourceVersion in the patch makes the write conditional: a change since our read → 409.
-        request = {"PATCH", object_url(object), {{"Content-Type", "application/strategic-merge-patch+json"}},
-                   SecretJson{{"metadata", {{"resourceVersion", current->resource_version}}}, {"data", data}}.dump()};
+        // An update (PUT) of the whole Secret as read, so RBAC needs only get and update on it; the
+        // resourceVersion read makes it conditional (a change since → 409), and the labels and
+        // annotations read (helm.sh/resource-policy: keep, the chart's labels) go back unchanged.
+        SecretJson merged = SecretJson::object();
+        for (const auto& [key, encoded] : current->data) merged[SecretString(key)] = SecretString(encoded);
+        for (auto& [key, value] : data.items()) {
+            if (value.is_null()) merged.erase(key);
+            else merged[key] = value;
+        }
+        SecretJson metadata = SecretJson::parse(current->metadata_json, nullptr, false);
+        if (!metadata.is_object()) metadata = SecretJson{{"name", object}, {"namespace", namespace_}};
+        metadata["resourceVersion"] = current->resource_version;
+        metadata.erase("managedFields");
+        request = {"PUT", object_url(object), {{"Content-Type", "application/json"}},
+                   SecretJson{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", current->type}, {"metadata", metadata},
+                              {"data", merged}}.dump()};
     } else {
         SecretJson created = SecretJson::object();
         for (auto& [key, value] : data.items())

@@ -15,6 +15,8 @@ namespace ik::secrets {
 
 struct KubernetesSecret {
     std::string resource_version;
+    std::string metadata_json;  // metadata as read (labels, annotations), sent back on update
+    std::string type = "Opaque";
     std::map<std::string, std::string> data;  // key → base64, as the API holds it
 };
 
@@ -38,6 +40,12 @@ public:
     void create(const std::string& name, const SecretBytes& value) override;
     void rename(const std::string& from, const std::string& to) override;
     std::string describe(const std::string& name) const override;
+    // A Secret that Helm manages (label app.kubernetes.io/managed-by: Helm or annotation
+    // meta.helm.sh/release-name) without the annotation helm.sh/resource-policy: keep: a
+    // `helm uninstall` deletes it, and with it the root key.
+    std::vector<std::string> warnings(const std::string& name) override;
+    // The classic failure of the Helm chart: a GitOps render regenerated the key Secret.
+    std::string wrong_key_hint(const std::string& name) const override;
 
     // Sets (a value) or deletes (nullopt) several keys of Secret `object` in ONE write that is
     // conditional on the resourceVersion just read; creates the Secret if it does not exist.
@@ -57,6 +65,7 @@ private:
     [[noreturn]] void fail_with(const net::Request& request, const net::Response& response) const;
 
     KubeConnection connection_;
+    SecretBytes last_token_;  // the token a 401 refused, redacted from the quoted error text
     std::string namespace_;
     net::Client client_;
 };

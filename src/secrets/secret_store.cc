@@ -32,6 +32,12 @@ public:
     std::vector<std::string> names_with_prefix(const std::string& prefix) override {
         return real().names_with_prefix(prefix);
     }
+    std::vector<std::string> warnings(const std::string& name) override {
+        return real().warnings(kubernetes_secret_name(name));
+    }
+    std::string wrong_key_hint(const std::string& name) const override {
+        return real_ ? real_->wrong_key_hint(kubernetes_secret_name(name)) : std::string();
+    }
     std::string describe(const std::string& name) const override {
         if (real_) return real_->describe(name);
         return fmt::format("kubernetes secret {}", name);

@@ -36,6 +36,17 @@ public:
     virtual void rename(const std::string& from, const std::string& to);
     // Where the secret lives, for messages: "file /root/.infra/key", "env VAULT_TOKEN".
     virtual std::string describe(const std::string& name) const = 0;
+    // What an operator should be told about how the secret is kept (a Helm-managed Kubernetes
+    // Secret that `helm uninstall` would delete); reads the storage.
+    virtual std::vector<std::string> warnings(const std::string& name) {
+        (void)name;
+        return {};
+    }
+    // What most likely replaced a secret that no longer opens what it sealed, as a hint.
+    virtual std::string wrong_key_hint(const std::string& name) const {
+        (void)name;
+        return {};
+    }
 };
 
 // All storages of a config: the built-ins plus the `secrets:` entries (which may redefine them).

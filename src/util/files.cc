@@ -123,6 +123,16 @@ std::optional<std::string> read_text(const std::string& path) {
     return std::string(bytes->begin(), bytes->end());
 }
 
+std::optional<SecretBytes> read_token(const std::string& path) {
+    auto bytes = read_secret(path);
+    if (!bytes) return std::nullopt;
+    auto blank = [](uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    size_t begin = 0, end = bytes->size();
+    while (begin < end && blank((*bytes)[begin])) ++begin;
+    while (end > begin && blank((*bytes)[end - 1])) --end;
+    return SecretBytes(bytes->begin() + begin, bytes->begin() + end);
+}
+
 bool exists(const std::string& path) {
     struct stat st;
     return ::lstat(path.c_str(), &st) == 0;

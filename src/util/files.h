@@ -20,6 +20,9 @@ void write_new(const std::string& path, ByteView data, mode_t mode = 0600);
 // nullopt if the file does not exist; throws ik::Error(provider) if it cannot be read.
 std::optional<SecretBytes> read_secret(const std::string& path);
 std::optional<std::string> read_text(const std::string& path);
+// A token file (service account token, Vault Agent sink, secret id): read_secret without the
+// surrounding whitespace and newline.
+std::optional<SecretBytes> read_token(const std::string& path);
 
 bool exists(const std::string& path);
 bool group_or_world_accessible(const std::string& path);

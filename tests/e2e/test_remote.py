@@ -435,6 +435,43 @@ class KubeTest(RemoteE2E):
                 self.assertExit(self.ik("rotate-root", "--resume"), "ok")
                 self.assertConverged()
 
+    def test_rotation_keeps_the_secrets_labels_and_annotations(self):
+        self.seed(3)
+        labels = {"app.kubernetes.io/name": "infra-server", "app.kubernetes.io/instance": "infra",
+                  "helm.sh/chart": "infra-0.19.0"}
+        annotations = {"helm.sh/resource-policy": "keep", "meta.helm.sh/release-name": "infra"}
+        self.kube.put_secret("default", "infra-x", self.p.secret(), labels=labels, annotations=annotations)
+        old = self.p.secret()["__root_key"]
+        self.assertExit(self.ik("rotate-root"), "ok")
+        self.assertNotEqual(self.p.secret()["__root_key"], old)
+        meta = self.kube.secret_metadata("default", "infra-x")
+        self.assertEqual((meta.get("labels"), meta.get("annotations")), (labels, annotations))
+        self.assertAllDecrypt()
+        self.assertEqual(set(self.kube.ops()) & {"secrets.patch"}, set())   # get and update only (RBAC)
+
+    def test_status_warns_about_a_helm_managed_key_secret_without_resource_policy_keep(self):
+        self.seed(1)
+        labels = {"app.kubernetes.io/managed-by": "Helm"}
+        self.kube.put_secret("default", "infra-x", self.p.secret(), labels=labels)
+        r = self.ik("status")
+        self.assertExit(r, "ok")
+        self.assertIn("without the annotation helm.sh/resource-policy: keep", r.stderr)
+        self.kube.put_secret("default", "infra-x", self.p.secret(), labels=labels,
+                             annotations={"helm.sh/resource-policy": "keep"})
+        r = self.ik("status")
+        self.assertExit(r, "ok")
+        self.assertNotIn("resource-policy", r.stderr)
+
+    def test_verify_names_a_key_secret_regenerated_by_a_gitops_render(self):
+        self.seed(3)
+        self.kube.put_secret("default", "infra-x", {"__root_key": os.urandom(32)})   # helm template's new key
+        before = self.state()
+        r = self.ik("verify")
+        self.assertExit(r, "wrong_key")
+        self.assertIn("does not unwrap the db key", r.stderr)
+        self.assertIn("hint: if a GitOps tool rendered the Infra Helm chart without a cluster", r.stderr)
+        self.assertEqual(before, self.state())
+
     def test_a_concurrent_change_of_the_secret_makes_the_slot_write_fail(self):
         self.seed()
         # A leftover new key is an interrupted rotation: a second rotation must not overwrite it.
@@ -491,6 +528,299 @@ class KubeTest(RemoteE2E):
     def test_provider_calls_do_not_grow_with_the_number_of_values(self):
         self.assertConstantCalls(self.kube, ("init",), ("verify", "--level", "full"), ("rotate-root",),
                                  ("rotate-root", "--retire-old"))
+
+
+# --- credentials a CronJob or a laptop has, without keys in the config -----------------------------
+def write_file(directory, name, text, mode=0o600):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+class KmsAmbient(Kms):
+    """awskms whose keys entry names no credentials: they come from the environment's sources."""
+
+    def __init__(self, peer, env):
+        super().__init__(peer)
+        self.env = dict(BASE_ENV, **env)
+
+    def config(self, key=None):
+        return (f"dbEncryptionKeyProvider: awskms\ndbEncryptionKey: {key or self.key}\nkeys:\n  - kind: awskms\n"
+                f"    config:\n      endpoint: {self.peer.url}\n      region: {self.peer.region}\n")
+
+
+class AwsCredentialSourcesTest(RemoteE2E):
+    ROLE = "arn:aws:iam::111122223333:role/infra-keys"
+
+    def make_provider(self):
+        self.kms = self.start(peerlib.kms(web_identity_token="oidc-token-of-the-pod", container_token="pod-identity-token"))
+        return KmsAmbient(self.kms, {})
+
+    def file(self, name, text, mode=0o600):
+        return write_file(self.kms.dir, name, text, mode)
+
+    def assertWorksWith(self, env, op, by_helper=False):
+        """verify and rotate-root work with these credentials; every request infra-keys made names
+        it (by_helper: `op` is made by the credential_process helper, not by infra-keys)."""
+        self.use(KmsAmbient(self.kms, env))
+        self.kms.reset()
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+        self.assertExit(self.ik("rotate-root"), "ok")
+        log = self.kms.log()   # before the test's own client (awscli) calls the peer
+        self.assertAllDecrypt()
+        self.assertIn(op, self.kms.ops())
+        ours = [entry for entry in log if not (by_helper and entry["op"] == op)]
+        self.assertTrue(ours and all((entry.get("user_agent") or "").startswith("infra-keys/") for entry in ours), log)
+        # Never an encryption context: the server sends none, so it could not decrypt.
+        self.assertFalse([e for e in log if "EncryptionContext" in e.get("params", {})])
+
+    def test_web_identity_assumes_the_role_through_sts(self):
+        self.seed(3)
+        token = self.file("token", "oidc-token-of-the-pod\n")
+        self.assertWorksWith({"AWS_ROLE_ARN": self.ROLE, "AWS_WEB_IDENTITY_TOKEN_FILE": token,
+                              "AWS_ROLE_SESSION_NAME": "cronjob", "AWS_ENDPOINT_URL_STS": self.kms.url},
+                             "sts.AssumeRoleWithWebIdentity")
+        self.assertEqual(self.kms.ops()["sts.AssumeRoleWithWebIdentity"], 2)   # once in each of the two runs
+
+    def test_container_credentials_send_the_token_file(self):
+        self.seed(3)
+        token = self.file("pod-token", "pod-identity-token")
+        self.assertWorksWith({"AWS_CONTAINER_CREDENTIALS_FULL_URI": self.kms.url + "/v1/credentials",
+                              "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": token}, "ContainerCredentials")
+
+    def test_credential_process_of_the_profile(self):
+        self.seed(3)
+        script = self.file("creds.py", "#!/usr/bin/python3\nimport json, sys, urllib.request\n"
+                           "req = urllib.request.Request(sys.argv[1], headers={'Authorization': 'pod-identity-token'})\n"
+                           "c = json.load(urllib.request.urlopen(req))\n"
+                           "print(json.dumps({'Version': 1, 'AccessKeyId': c['AccessKeyId'], "
+                           "'SecretAccessKey': c['SecretAccessKey'], 'SessionToken': c['Token']}))\n", mode=0o700)
+        config = self.file("aws-config", f"[profile ops]\ncredential_process = {script} '{self.kms.url}/v1/credentials'\n")
+        self.assertWorksWith({"AWS_PROFILE": "ops", "AWS_CONFIG_FILE": config,
+                              "AWS_SHARED_CREDENTIALS_FILE": self.file("none", "")}, "ContainerCredentials",
+                             by_helper=True)
+
+    def test_a_rejected_web_identity_token_is_a_provider_error_that_changes_nothing(self):
+        self.seed(3)
+        before = self.state()
+        token = self.file("forged", "forged-token")
+        self.use(KmsAmbient(self.kms, {"AWS_ROLE_ARN": self.ROLE, "AWS_WEB_IDENTITY_TOKEN_FILE": token,
+                                       "AWS_ENDPOINT_URL_STS": self.kms.url}))
+        r = self.ik("rotate-root")
+        self.assertProviderFailure(r, before)
+        self.assertIn("InvalidIdentityToken", r.stderr)
+        self.assertNotIn("forged-token", r.stderr)
+
+    def test_a_missing_web_identity_token_file_is_a_usage_error(self):
+        self.seed(1)
+        self.use(KmsAmbient(self.kms, {"AWS_ROLE_ARN": self.ROLE, "AWS_WEB_IDENTITY_TOKEN_FILE": "/nonexistent/token",
+                                       "AWS_ENDPOINT_URL_STS": self.kms.url}))
+        r = self.ik("verify")
+        self.assertExit(r, "usage")
+        self.assertIn("/nonexistent/token", r.stderr)
+
+    def test_no_credentials_at_all_is_a_usage_error_naming_the_sources(self):
+        self.seed(1)
+        r = self.ik("verify", env={"AWS_CONFIG_FILE": self.file("empty", ""), "AWS_SHARED_CREDENTIALS_FILE": self.file("empty2", "")})
+        self.assertExit(r, "usage")
+        self.assertIn("AWS_WEB_IDENTITY_TOKEN_FILE", r.stderr)
+
+
+class VaultAmbient(Vault):
+    def __init__(self, peer, env):
+        super().__init__(peer)
+        self.env = dict(BASE_ENV, **env)
+
+    def config(self, token=None):
+        return (f"dbEncryptionKeyProvider: vault\ndbEncryptionKey: {self.key}\nkeys:\n  - kind: vault\n"
+                f"    config:\n      address: {self.peer.url}\n")
+
+
+class VaultCredentialSourcesTest(RemoteE2E):
+    def make_provider(self):
+        self.vault = self.start(peerlib.vault(kubernetes_roles={"infra-keys": "sa-jwt"},
+                                              approles={"role-1": "secret-1"}))
+        return VaultAmbient(self.vault, {})
+
+    def file(self, name, text):
+        return write_file(self.vault.dir, name, text)
+
+    def assertWorksWith(self, env, login=None):
+        self.use(VaultAmbient(self.vault, env))
+        self.vault.reset()
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+        self.assertExit(self.ik("rotate-root"), "ok")
+        ops, log = self.vault.ops(), self.vault.log()   # before the test's own client calls the peer
+        self.assertAllDecrypt()
+        self.assertEqual(ops.get("login", 0), 2 if login else 0)   # one login per run
+        self.assertTrue(log and all((e.get("user_agent") or "").startswith("infra-keys/") for e in log), log)
+
+    def test_kubernetes_auth_logs_in_with_the_service_account_token(self):
+        self.seed(3)
+        self.assertWorksWith({"INFRA_KEYS_VAULT_K8S_ROLE": "infra-keys",
+                              "INFRA_KEYS_VAULT_K8S_TOKEN_FILE": self.file("sa-token", "sa-jwt\n")}, login=True)
+
+    def test_approle_logs_in_with_the_secret_id_file(self):
+        self.seed(3)
+        self.assertWorksWith({"INFRA_KEYS_VAULT_ROLE_ID": "role-1",
+                              "INFRA_KEYS_VAULT_SECRET_ID_FILE": self.file("secret-id", "secret-1")}, login=True)
+
+    def test_a_token_file_sink_and_the_vault_cli_token_file(self):
+        self.seed(3)
+        self.assertWorksWith({"INFRA_KEYS_VAULT_TOKEN_FILE": self.file("sink", self.vault.token + "\n")})
+        with open(os.path.join(self.inst.dir, ".vault-token"), "w") as f:
+            f.write(self.vault.token)
+        self.assertWorksWith({})
+
+    def test_a_refused_login_is_a_provider_error_that_changes_nothing(self):
+        self.seed(3)
+        before = self.state()
+        self.use(VaultAmbient(self.vault, {"INFRA_KEYS_VAULT_K8S_ROLE": "infra-keys",
+                                           "INFRA_KEYS_VAULT_K8S_TOKEN_FILE": self.file("bad", "forged-jwt")}))
+        r = self.ik("rotate-root")
+        self.assertProviderFailure(r, before)
+        self.assertIn("permission denied", r.stderr)
+        self.assertNotIn("forged-jwt", r.stderr)
+
+
+# --- the same Secret reached as from a laptop: a kubeconfig whose user is an exec plugin ---------
+class KubeExec(Kube):
+    """As EKS, GKE and AKS kubeconfigs are: the token comes from an exec credential plugin."""
+
+    def __init__(self, peer, directory, api_version="v1"):
+        self.peer, self.dir = peer, directory
+        self.token_file = os.path.join(directory, "exec-tokens")
+        self.calls_file = os.path.join(directory, "exec-calls")
+        with open(self.token_file, "w") as f:
+            f.write(peer.token)
+        self.kubeconfig = peer.write_exec_kubeconfig(
+            os.path.join(directory, "exec-kubeconfig"), self.token_file, api_version=api_version,
+            extra_args=["--calls", self.calls_file, "--expires-in", "900"])
+        self.env = dict(BASE_ENV, KUBECONFIG=self.kubeconfig)
+
+    def calls(self):
+        """Runs of the plugin since the last call of this method."""
+        if not os.path.exists(self.calls_file):
+            return 0
+        with open(self.calls_file) as f:
+            count = int(f.read() or 0)
+        os.unlink(self.calls_file)
+        return count
+
+
+class KubeExecTest(RemoteE2E):
+    def make_provider(self):
+        self.kube = self.start(peerlib.kube())
+        return KubeExec(self.kube, self.inst.dir)
+
+    def provider_state(self):
+        return repr(sorted(self.p.secret().items())) if self.kube.proc else ""
+
+    def test_verify_rotate_backup_restore_through_the_plugin_run_once_per_command(self):
+        self.seed(5)
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+        self.assertEqual(self.p.calls(), 1)
+        old = self.p.secret()["__root_key"]
+        self.assertExit(self.ik("rotate-root"), "ok")
+        self.assertNotEqual(self.p.secret()["__root_key"], old)
+        self.assertEqual(self.p.calls(), 1)
+        self.assertAllDecrypt()
+        backup = os.path.join(self.inst.dir, "infra.backup")
+        passphrase = os.path.join(self.inst.dir, "passphrase")
+        with open(passphrase, "w") as f:
+            f.write("correct horse battery staple\n")
+        self.assertExit(self.ik("backup", "--output", backup, "--passphrase-file", passphrase,
+                                "--kdf-memory", "1", "--kdf-iterations", "1"), "ok")
+        root_key = self.p.secret()["__root_key"]
+        self.kube.delete_secret("default", "infra-x")
+        self.assertExit(self.ik("restore", backup, "--passphrase-file", passphrase), "ok")
+        self.assertEqual(self.p.secret()["__root_key"], root_key)
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+        self.assertAllDecrypt()
+
+    def test_v1beta1_plugins_work_without_interactive_mode(self):
+        self.p = KubeExec(self.kube, self.inst.dir, api_version="v1beta1")
+        self.use(self.p)
+        self.seed(2)
+        self.assertExit(self.ik("verify"), "ok")
+
+    def test_a_revoked_token_runs_the_plugin_again_and_the_command_succeeds(self):
+        self.seed(2)
+        with open(self.p.token_file, "w") as f:
+            f.write("revoked-token\n" + self.kube.token)   # the first run hands out a revoked token
+        self.kube.reset()
+        self.assertExit(self.ik("verify"), "ok")
+        self.assertEqual(self.p.calls(), 2)
+        self.assertEqual(self.kube.stats()["statuses"].get("401"), 1)
+
+    def test_a_missing_plugin_is_a_usage_error_with_the_install_hint(self):
+        self.seed(2)
+        before = self.state()
+        missing = self.kube.write_exec_kubeconfig(os.path.join(self.kube.dir, "missing"), self.p.token_file,
+                                                  command="no-such-credential-plugin",
+                                                  install_hint="apt-get install the-plugin")
+        r = self.ik("rotate-root", env={"KUBECONFIG": missing})
+        self.assertExit(r, "usage")
+        self.assertIn("executable no-such-credential-plugin not found", r.stderr)
+        self.assertIn("hint: apt-get install the-plugin", r.stderr)
+        self.assertEqual(before, self.state())
+
+    def test_a_failing_plugin_is_a_provider_error_and_its_stderr_reaches_the_operator(self):
+        self.seed(2)
+        before = self.state()
+        failing = self.kube.write_exec_kubeconfig(os.path.join(self.kube.dir, "failing"), self.p.token_file,
+                                                  extra_args=["--fail", "4"])
+        r = self.ik("rotate-root", env={"KUBECONFIG": failing})
+        self.assertExit(r, "provider")
+        self.assertIn("failed with exit code 4", r.stderr)
+        self.assertIn("kube_exec_plugin: failing as asked", r.stderr)
+        self.assertEqual(before, self.state())
+
+    def test_a_plugin_handing_out_a_client_certificate_authenticates_with_it(self):
+        self.seed(2)
+        cert, key = self.kube.client_cert
+        kubeconfig = self.kube.write_exec_kubeconfig(os.path.join(self.kube.dir, "cert-exec"), None,
+                                                     extra_args=["--cert", cert, "--key", key])
+        self.kube.reset()
+        self.assertExit(self.ik("verify", "--level", "full", env={"KUBECONFIG": kubeconfig}), "ok")
+        self.assertEqual(self.kube.stats()["statuses"].get("401"), None)
+
+    def test_interactive_mode_always_without_a_terminal_is_refused(self):
+        always = self.kube.write_exec_kubeconfig(os.path.join(self.inst.dir, "always"), self.p.token_file,
+                                                 interactive_mode="Always")
+        r = self.ik("verify", env={"KUBECONFIG": always})
+        self.assertExit(r, "usage")
+        self.assertIn("standard input is not a terminal", r.stderr)
+
+    def test_if_available_hands_the_plugin_a_terminal_when_there_is_one(self):
+        self.seed(2)
+        info = os.path.join(self.inst.dir, "exec-info.json")
+        kubeconfig = self.kube.write_exec_kubeconfig(os.path.join(self.inst.dir, "tty"), self.p.token_file,
+                                                     interactive_mode="IfAvailable", extra_args=["--exec-info", info])
+        primary, secondary = os.openpty()
+        try:
+            env = dict(os.environ, HOME=self.inst.dir, KUBECONFIG=kubeconfig, **BASE_ENV)
+            r = subprocess.run([BIN, "--config", self.inst.config_path, "verify"], stdin=secondary,
+                               capture_output=True, text=True, env=env, timeout=120)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(info) as f:
+            seen = json.load(f)
+        self.assertTrue(seen["stdin_tty"])
+        self.assertTrue(json.loads(seen["exec_info"])["spec"]["interactive"])
+
+    def test_context_and_namespace_options_choose_where_the_secret_is(self):
+        self.seed(2)
+        secret = self.p.secret()
+        self.kube.put_secret("team", "infra-x", secret)
+        self.kube.delete_secret("default", "infra-x")
+        self.assertExit(self.ik("verify"), "provider")
+        self.assertExit(self.ik("verify", "--namespace", "team"), "ok")
+        self.assertExit(self.ik("verify", "--context", "no-such-context"), "usage")
 
 
 # --- migration between providers ------------------------------------------------------------------

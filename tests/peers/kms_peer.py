@@ -2,7 +2,10 @@
 """AWS KMS peer: the JSON 1.1 protocol (X-Amz-Target: TrentService.<Op>) with real SigV4 checks.
 
 Implements CreateKey, CreateAlias, DescribeKey, EnableKey, DisableKey, GenerateDataKey,
-GenerateDataKeyWithoutPlaintext, Encrypt, Decrypt, ReEncrypt for symmetric keys.
+GenerateDataKeyWithoutPlaintext, Encrypt, Decrypt, ReEncrypt for symmetric keys; beside them
+the credential sources a pod has: STS AssumeRoleWithWebIdentity (the query API, IRSA) and a
+container credentials endpoint (GET /v1/credentials, as the EKS Pod Identity agent serves it).
+Temporary credentials they hand out sign KMS requests with their session token.
 Sources: AWS KMS API Reference (actions, common errors), AWS General Reference
 "Create a signed AWS API request" (SigV4). See README.md for what is left out.
 """
@@ -21,7 +24,8 @@ import re
 import secrets
 import time
 import uuid
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
+from xml.sax.saxutils import escape as xml_escape
 
 import peercommon
 from peercommon import App, Response
@@ -33,6 +37,49 @@ ALGORITHMS = ("SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM
 SIGNATURE_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
                       "Check your AWS Secret Access Key and signing method. "
                       "Consult the service documentation for details.")
+
+
+FORM = "application/x-www-form-urlencoded"
+STS_VERSION = "2011-06-15"
+CONTAINER_PATH = "/v1/credentials"
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+STS_ANSWER = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>%(subject)s</SubjectFromWebIdentityToken>
+    <Audience>sts.amazonaws.com</Audience>
+    <AssumedRoleUser>
+      <Arn>%(arn)s</Arn>
+      <AssumedRoleId>AROACLKWSDQRAOEXAMPLE:infra-keys</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <SessionToken>%(token)s</SessionToken>
+      <SecretAccessKey>%(secret)s</SecretAccessKey>
+      <Expiration>%(expiration)s</Expiration>
+      <AccessKeyId>%(access_key)s</AccessKeyId>
+    </Credentials>
+    <Provider>oidc.eks.us-east-1.amazonaws.com/id/PEER</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata>
+    <RequestId>%(request_id)s</RequestId>
+  </ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>
+"""
+STS_ERROR = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error>
+    <Type>Sender</Type>
+    <Code>%(code)s</Code>
+    <Message>%(message)s</Message>
+  </Error>
+  <RequestId>%(request_id)s</RequestId>
+</ErrorResponse>
+"""
+
+
+class StsError(Exception):
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
 
 
 class KmsError(Exception):
@@ -110,6 +157,16 @@ class SigV4Verifier:
         self.credentials = credentials   # access key id -> secret
         self.region, self.service = region, service
         self.max_skew, self.session_token = max_skew, session_token
+        self.temporary = {}              # access key id -> session token, for issued credentials
+
+    def issue(self):
+        """New temporary credentials (ASIA…, as STS hands out): (access key, secret, session token)."""
+        access_key = "ASIA" + secrets.token_hex(8).upper()
+        secret = secrets.token_urlsafe(30)
+        token = base64.b64encode(secrets.token_bytes(96)).decode()
+        self.credentials[access_key] = secret
+        self.temporary[access_key] = token
+        return access_key, secret, token
 
     def verify(self, req):
         auth = req.headers.get("Authorization")
@@ -125,7 +182,8 @@ class SigV4Verifier:
         if secret is None:
             raise KmsError("UnrecognizedClientException",
                            "The security token included in the request is invalid.")
-        if self.session_token is not None and req.headers.get("X-Amz-Security-Token") != self.session_token:
+        required_token = self.temporary.get(access_key, self.session_token)
+        if required_token is not None and req.headers.get("X-Amz-Security-Token") != required_token:
             raise KmsError("UnrecognizedClientException",
                            "The security token included in the request is invalid.")
         if service != self.service:
@@ -205,6 +263,9 @@ class KmsApp(App):
         self.verifier, self.region, self.account = verifier, region, account
         self.keys = {}      # uuid -> {material(b64), enabled, created, description}
         self.aliases = {}   # "alias/x" -> uuid
+        self.web_identity_tokens = set()
+        self.container_token = None
+        self.assumed = []   # {"role", "session", "access_key"} of each AssumeRoleWithWebIdentity
 
     # state
     def to_state(self):
@@ -298,7 +359,15 @@ class KmsApp(App):
     # protocol
     def operation(self, req):
         target = req.headers.get("X-Amz-Target", "")
-        return target[len("TrentService."):] if target.startswith("TrentService.") else "unknown"
+        if target.startswith("TrentService."):
+            return target[len("TrentService."):]
+        if req.method == "GET" and req.raw_path == CONTAINER_PATH:
+            return "ContainerCredentials"
+        content_type = req.headers.get("Content-Type", "").split(";")[0].strip()
+        if req.method == "POST" and content_type == FORM:
+            action = parse_qs(req.body.decode(errors="replace")).get("Action", [""])[0]
+            return "sts." + action if action else "unknown"
+        return "unknown"
 
     def fault_response(self, fault, op):
         status = fault["status"]
@@ -307,6 +376,10 @@ class KmsApp(App):
         return error_response(kind, fault.get("message", "injected by kms-peer"), status)
 
     def handle(self, req, op):
+        if op.startswith("sts."):
+            return self.handle_sts(req, op[len("sts."):])
+        if op == "ContainerCredentials":
+            return self.handle_container(req)
         try:
             self.verifier.verify(req)
             if req.method != "POST" or op == "unknown":
@@ -333,6 +406,58 @@ class KmsApp(App):
             if err.kind in ("InvalidSignatureException", "IncompleteSignatureException"):
                 sys.stderr.write("kms-peer: %s: %s\n" % (err.kind, err.message))
             return error_response(err.kind, err.message, err.status)
+
+    # STS (query API, XML answers): only AssumeRoleWithWebIdentity, which needs no signature.
+    def handle_sts(self, req, action):
+        params = {k: v[0] for k, v in parse_qs(req.body.decode(errors="replace"), keep_blank_values=True).items()}
+        req.summary = {"params": sorted(params)}
+        try:
+            if action != "AssumeRoleWithWebIdentity":
+                raise StsError("InvalidAction", "Could not find operation %s for version %s"
+                               % (action, params.get("Version")))
+            if params.get("Version") != STS_VERSION:
+                raise StsError("InvalidParameterValue", "Version must be %s" % STS_VERSION)
+            for name in ("RoleArn", "RoleSessionName", "WebIdentityToken"):
+                if not params.get(name):
+                    raise StsError("MissingParameter", "The request must contain the parameter %s" % name)
+            if not ROLE_ARN_RE.match(params["RoleArn"]):
+                raise StsError("ValidationError", "%s is invalid" % params["RoleArn"])
+            if not SESSION_NAME_RE.match(params["RoleSessionName"]):
+                raise StsError("ValidationError", "1 validation error detected: Value at 'roleSessionName' "
+                               "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                               "[\\w+=,.@-]*")
+            if params["WebIdentityToken"] not in self.web_identity_tokens:
+                raise StsError("InvalidIdentityToken", "Couldn't retrieve verification key from your identity "
+                               "provider,  please reference AssumeRoleWithWebIdentity documentation for requirements")
+            duration = int(params.get("DurationSeconds") or 3600)
+            access_key, secret, token = self.verifier.issue()
+            self.assumed.append({"role": params["RoleArn"], "session": params["RoleSessionName"],
+                                 "access_key": access_key})
+            expiration = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=duration))
+            role_name = params["RoleArn"].split("/")[-1]
+            body = STS_ANSWER % {
+                "subject": "system:serviceaccount:infra:infra-keys", "access_key": access_key,
+                "secret": xml_escape(secret), "token": xml_escape(token),
+                "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "arn": xml_escape("arn:aws:sts::%s:assumed-role/%s/%s" % (self.account, role_name,
+                                                                         params["RoleSessionName"])),
+                "request_id": uuid.uuid4()}
+            return Response(200, body.encode(), "text/xml", {"x-amzn-RequestId": str(uuid.uuid4())})
+        except StsError as err:
+            body = STS_ERROR % {"code": err.code, "message": xml_escape(err.message), "request_id": uuid.uuid4()}
+            return Response(err.status, body.encode(), "text/xml", {"x-amzn-RequestId": str(uuid.uuid4())})
+
+    # The container credentials endpoint (ECS task role, EKS Pod Identity): the Authorization
+    # header carries the token from AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE).
+    def handle_container(self, req):
+        if self.container_token is None or req.headers.get("Authorization") != self.container_token:
+            body = json.dumps({"Code": "AccessDenied", "Message": "invalid authorization token"})
+            return Response(403, body.encode(), "application/json")
+        access_key, secret, token = self.verifier.issue()
+        expiration = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=6)
+        body = {"AccessKeyId": access_key, "SecretAccessKey": secret, "Token": token,
+                "AccountId": self.account, "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return Response(200, json.dumps(body).encode(), "application/json")
 
     def op_CreateKey(self, body):
         if body.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
@@ -457,12 +582,17 @@ def main():
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--account", default="111122223333")
     parser.add_argument("--max-skew", type=int, default=900, help="seconds of X-Amz-Date skew allowed")
+    parser.add_argument("--web-identity-token", action="append", default=[],
+                        help="a web identity (OIDC) token STS AssumeRoleWithWebIdentity accepts (repeatable)")
+    parser.add_argument("--container-token", help="the Authorization value GET /v1/credentials requires")
     parser.add_argument("--key", action="append", default=[],
                         help="preload a key: alias/NAME (kept across restarts with --state)")
     args = parser.parse_args()
     verifier = SigV4Verifier({args.access_key: args.secret_key}, args.region, "kms",
                              args.max_skew, args.session_token)
     app = KmsApp(verifier, args.region, args.account)
+    app.web_identity_tokens = set(args.web_identity_token)
+    app.container_token = args.container_token
     if args.state:
         try:
             with open(args.state) as f:

@@ -27,6 +27,22 @@ from peercommon import App, Response, json_response
 SECRET_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DATA_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Kinds kubectl may map (for `apply --dry-run=client` of the docs/kubernetes manifests); the peer
+# serves only Secrets, so these are listed in discovery and nothing more.
+CORE_DRY_RUN_RESOURCES = [("configmaps", "ConfigMap"), ("serviceaccounts", "ServiceAccount"),
+                          ("persistentvolumeclaims", "PersistentVolumeClaim")]
+GROUP_RESOURCES = {
+    "apps/v1": [("deployments", "Deployment")],
+    "batch/v1": [("cronjobs", "CronJob"), ("jobs", "Job")],
+    "rbac.authorization.k8s.io/v1": [("roles", "Role"), ("rolebindings", "RoleBinding")],
+}
+
+
+def resource_entry(name, kind):
+    return {"name": name, "singularName": kind.lower(), "namespaced": True, "kind": kind,
+            "verbs": ["create", "delete", "get", "list", "patch", "update"]}
+
+
 PATCH_TYPES = ("application/strategic-merge-patch+json", "application/merge-patch+json",
                "application/json-patch+json")
 
@@ -198,7 +214,7 @@ def now_rfc3339():
 
 class KubeApp(App):
     name = "kube-peer"
-    control_keys = ("delete_secret", "put_secret")
+    control_keys = ("delete_secret", "put_secret", "set_tokens")
 
     def __init__(self, tokens, allow_client_certs):
         self.tokens = set(tokens)
@@ -217,7 +233,8 @@ class KubeApp(App):
     def route(self, req):
         """-> (op, namespace, name)."""
         path = unquote(req.raw_path).rstrip("/") or "/"
-        if path in ("/api", "/apis", "/api/v1", "/version", "/healthz", "/readyz", "/livez"):
+        if path in ("/api", "/apis", "/api/v1", "/version", "/healthz", "/readyz", "/livez") or \
+                path[len("/apis/"):] in GROUP_RESOURCES:
             return "discovery", None, None
         if path.startswith("/openapi/"):
             return "openapi", None, None
@@ -308,11 +325,21 @@ class KubeApp(App):
             return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:%d" % self.port}]}
         if path == "/apis":
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+            groups = []
+            for group_version in GROUP_RESOURCES:
+                group, version = group_version.split("/")
+                entry = {"groupVersion": group_version, "version": version}
+                groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if path == "/api/v1":
             return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
                 {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-                 "verbs": SECRET_VERBS, "storageVersionHash": "S6u1pOWzb84="}]}
+                 "verbs": SECRET_VERBS, "storageVersionHash": "S6u1pOWzb84="}] + [
+                resource_entry(name, kind) for name, kind in CORE_DRY_RUN_RESOURCES]}
+        if path[len("/apis/"):] in GROUP_RESOURCES:
+            group_version = path[len("/apis/"):]
+            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                    "resources": [resource_entry(name, kind) for name, kind in GROUP_RESOURCES[group_version]]}
         return {"major": "1", "minor": "32", "gitVersion": "v1.32.0-peer", "gitCommit": "0" * 40,
                 "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23",
                 "compiler": "gc", "platform": "linux/amd64"}
@@ -448,6 +475,9 @@ class KubeApp(App):
     # peer-private controls
     def control(self, body):
         result = {}
+        if "set_tokens" in body:   # the bearer tokens accepted from now on (a revocation, a rotation)
+            self.tokens = set(body["set_tokens"])
+            result["set_tokens"] = sorted(self.tokens)
         if "delete_secret" in body:
             key = body["delete_secret"]
             if key not in self.secrets:
@@ -459,7 +489,11 @@ class KubeApp(App):
         if "put_secret" in body:   # {"namespace", "name", "data": {key: base64}} — create or replace
             spec = body["put_secret"]
             namespace, name = spec["namespace"], spec["name"]
-            obj = {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": name}, "data": spec.get("data", {}),
+            metadata = {"name": name}
+            for field in ("labels", "annotations"):
+                if spec.get(field):
+                    metadata[field] = spec[field]
+            obj = {"kind": "Secret", "apiVersion": "v1", "metadata": metadata, "data": spec.get("data", {}),
                    "type": spec.get("type", "Opaque")}
             key = "%s/%s" % (namespace, name)
             if key in self.secrets:

@@ -142,7 +142,8 @@ class Observer:
         if injected:
             self.injected += 1
         self.log.append({"op": op, "method": req.method, "path": req.raw_path, "status": status,
-                         "injected": injected, "time": time.time(), **req.summary})
+                         "injected": injected, "time": time.time(), "user_agent": req.headers.get("User-Agent"),
+                         **req.summary})
 
     def stats(self):
         return {"total": self.total, "ops": dict(self.ops), "statuses": dict(self.statuses),

@@ -172,8 +172,13 @@ class Peer:
 class KmsPeer(Peer):
     script = "kms_peer.py"
 
-    def __init__(self, access_key, secret_key, region, keys, session_token=None, **kw):
+    def __init__(self, access_key, secret_key, region, keys, session_token=None, web_identity_token=None,
+                 container_token=None, **kw):
         args = ["--access-key", access_key, "--secret-key", secret_key, "--region", region]
+        if web_identity_token:
+            args += ["--web-identity-token", web_identity_token]
+        if container_token:
+            args += ["--container-token", container_token]
         for key in keys:
             args += ["--key", key]
         if session_token:
@@ -181,6 +186,7 @@ class KmsPeer(Peer):
         super().__init__(args, **kw)
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
         self.session_token = session_token
+        self.web_identity_token, self.container_token = web_identity_token, container_token
 
     @property
     def keys(self):
@@ -217,8 +223,13 @@ class KmsPeer(Peer):
 class VaultPeer(Peer):
     script = "vault_peer.py"
 
-    def __init__(self, token, namespace=None, transit_mount="transit", autocreate=True, keys=(), **kw):
+    def __init__(self, token, namespace=None, transit_mount="transit", autocreate=True, keys=(),
+                 kubernetes_roles=None, approles=None, **kw):
         args = ["--token", token, "--transit-mount", transit_mount]
+        for role, jwt in (kubernetes_roles or {}).items():
+            args += ["--kubernetes-role", "%s=%s" % (role, jwt)]
+        for role_id, secret_id in (approles or {}).items():
+            args += ["--approle", "%s=%s" % (role_id, secret_id)]
         if namespace:
             args += ["--namespace", namespace]
         if not autocreate:
@@ -273,11 +284,17 @@ class KubePeer(Peer):
         shutil.copyfile(self.ca_path, os.path.join(path, "ca.crt"))
         return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.port)}
 
-    def put_secret(self, namespace, name, data):
+    def put_secret(self, namespace, name, data, labels=None, annotations=None):
         """Creates or replaces Secret namespace/name; data values are bytes or str (encoded here)."""
         encoded = {k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
                    for k, v in data.items()}
-        return self.control(put_secret={"namespace": namespace, "name": name, "data": encoded})
+        return self.control(put_secret={"namespace": namespace, "name": name, "data": encoded,
+                                        "labels": labels or {}, "annotations": annotations or {}})
+
+    def secret_metadata(self, namespace, name):
+        """The stored Secret's metadata (labels, annotations, resourceVersion), or None."""
+        obj = self.dump()["secrets"].get("%s/%s" % (namespace, name))
+        return None if obj is None else obj["metadata"]
 
     def get_secret(self, namespace, name):
         """-> {key: bytes} or None, read from the peer's store without counting as a request."""
@@ -289,15 +306,47 @@ class KubePeer(Peer):
     def delete_secret(self, namespace, name):
         return self.control(delete_secret="%s/%s" % (namespace, name))
 
+    def set_tokens(self, *tokens):
+        """Only these bearer tokens are accepted from now on (revokes the others)."""
+        return self.control(set_tokens=list(tokens))
+
+    def write_exec_kubeconfig(self, path, token_file, api_version="v1", interactive_mode="Never",
+                              extra_args=(), command=None, provide_cluster_info=False, install_hint=None,
+                              env=None):
+        """A kubeconfig whose user is an exec credential plugin (kube_exec_plugin.py handing out
+        the token in token_file, or only what extra_args say), as EKS, GKE and AKS kubeconfigs are."""
+        command = command or os.path.join(HERE, "kube_exec_plugin.py")
+        args = (["--token-file", token_file] if token_file else []) + ["--api-version", api_version] + list(extra_args)
+        lines = ["apiVersion: client.authentication.k8s.io/%s" % api_version, "command: %s" % json.dumps(command),
+                 "args: %s" % json.dumps(args)]
+        if interactive_mode:
+            lines.append("interactiveMode: %s" % interactive_mode)
+        if provide_cluster_info:
+            lines.append("provideClusterInfo: true")
+        if install_hint:
+            lines.append("installHint: %s" % json.dumps(install_hint))
+        if env:
+            lines.append("env: %s" % json.dumps([{"name": k, "value": v} for k, v in env.items()]))
+        with open(path, "w") as f:
+            f.write('apiVersion: v1\nkind: Config\nclusters:\n- name: peer\n  cluster: {server: "%s", '
+                    'certificate-authority: "%s"}\nusers:\n- name: peer\n  user:\n    exec:\n%s\ncontexts:\n'
+                    '- name: peer\n  context: {cluster: peer, user: peer, namespace: default}\ncurrent-context: peer\n'
+                    % (self.url, self.ca_path, "".join("      %s\n" % line for line in lines)))
+        os.chmod(path, 0o600)
+        return path
+
 
 def kms(access_key="AKIDKMSPEER", secret_key="kms-peer-secret", region="us-east-1", keys=("alias/infra",),
-        session_token=None, state=None, port=0, tls=False):
-    return KmsPeer(access_key, secret_key, region, keys, session_token, state=state, port=port, tls=tls).start()
+        session_token=None, state=None, port=0, tls=False, web_identity_token=None, container_token=None):
+    return KmsPeer(access_key, secret_key, region, keys, session_token, web_identity_token, container_token,
+                   state=state, port=port, tls=tls).start()
 
 
 def vault(token="vault-peer-token", namespace=None, transit_mount="transit", autocreate=True, keys=(),
-          state=None, port=0, tls=False):
-    return VaultPeer(token, namespace, transit_mount, autocreate, keys, state=state, port=port, tls=tls).start()
+          state=None, port=0, tls=False, kubernetes_roles=None, approles=None):
+    """kubernetes_roles {role: jwt} and approles {role_id: secret_id} enable those login endpoints."""
+    return VaultPeer(token, namespace, transit_mount, autocreate, keys, kubernetes_roles, approles,
+                     state=state, port=port, tls=tls).start()
 
 
 def kube(token="kube-peer-token", allow_client_certs=True, state=None, port=0):

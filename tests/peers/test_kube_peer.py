@@ -166,6 +166,59 @@ class KubePeerTest(unittest.TestCase):
         with open(os.path.join(self.tmp, "sa", "namespace")) as f:
             self.assertEqual(f.read(), "infra")
 
+    def test_kubectl_authenticates_with_the_exec_plugin_and_passes_cluster_info(self):
+        token_file = os.path.join(self.tmp, "exec-token")
+        with open(token_file, "w") as f:
+            f.write("test-token\n")
+        info = os.path.join(self.tmp, "exec-info.json")
+        calls = os.path.join(self.tmp, "exec-calls")
+        for version in ("v1", "v1beta1"):
+            with self.subTest(version=version):
+                kubeconfig = self.peer.write_exec_kubeconfig(
+                    os.path.join(self.tmp, "exec-kubeconfig-" + version), token_file, api_version=version,
+                    extra_args=["--exec-info", info, "--calls", calls, "--expires-in", "600"],
+                    provide_cluster_info=True, env={"PLUGIN_COLOUR": "blue"})
+                self.peer.put_secret("default", "via-exec", {"k": b"v"})
+                proc = self.kubectl("get", "secret", "via-exec", "-o", "json", kubeconfig=kubeconfig)
+                self.assertEqual(base64.b64decode(json.loads(proc.stdout)["data"]["k"]), b"v")
+                seen = json.load(open(info))
+                exec_info = json.loads(seen["exec_info"])
+                self.assertEqual((exec_info["apiVersion"], exec_info["kind"]),
+                                 ("client.authentication.k8s.io/" + version, "ExecCredential"))
+                self.assertEqual(exec_info["spec"]["interactive"], False)
+                self.assertEqual(exec_info["spec"]["cluster"]["server"], self.peer.url)
+                self.assertEqual(base64.b64decode(exec_info["spec"]["cluster"]["certificate-authority-data"]),
+                                 open(self.peer.ca_path, "rb").read())
+                self.assertEqual(seen["env"], {"PLUGIN_COLOUR": "blue"})
+        self.assertGreaterEqual(int(open(calls).read()), 2)
+
+    def test_kubectl_is_refused_after_the_exec_token_is_revoked(self):
+        token_file = os.path.join(self.tmp, "revoked-token")
+        with open(token_file, "w") as f:
+            f.write("test-token")
+        kubeconfig = self.peer.write_exec_kubeconfig(os.path.join(self.tmp, "revoked-kubeconfig"), token_file)
+        self.peer.put_secret("default", "guarded", {"k": b"v"})
+        self.kubectl("get", "secret", "guarded", kubeconfig=kubeconfig)
+        try:
+            self.peer.set_tokens("rotated-token")
+            proc = self.kubectl("get", "secret", "guarded", kubeconfig=kubeconfig, check=False)
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertIn("Unauthorized", proc.stderr)
+            with open(token_file, "w") as f:
+                f.write("rotated-token")
+            self.kubectl("get", "secret", "guarded", kubeconfig=kubeconfig)
+        finally:
+            self.peer.set_tokens("test-token")
+
+    def test_kubectl_shows_the_install_hint_of_a_missing_exec_command(self):
+        kubeconfig = self.peer.write_exec_kubeconfig(os.path.join(self.tmp, "missing-kubeconfig"), "/nonexistent",
+                                                     command="no-such-credential-plugin",
+                                                     install_hint="apt-get install the-plugin")
+        proc = self.kubectl("get", "secret", "x", kubeconfig=kubeconfig, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("executable no-such-credential-plugin not found", proc.stderr)
+        self.assertIn("apt-get install the-plugin", proc.stderr)
+
     def test_secrets_survive_a_restart_with_a_state_file(self):
         with peerlib.kube(token="t", state=os.path.join(self.tmp, "kube-state.json")) as peer:
             peer.put_secret("default", "kept", {"k": b"v"})

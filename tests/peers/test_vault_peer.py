@@ -193,5 +193,48 @@ class VaultPeerOptionsTest(unittest.TestCase):
                 self.assertEqual(peer.stop(), 0)
 
 
+class VaultLoginTest(unittest.TestCase):
+    """auth/kubernetes/login and auth/approle/login checked with hvac; the token they hand out
+    is good for transit."""
+
+    @classmethod
+    def setUpClass(cls):
+        if hvac is None:
+            raise AssertionError("missing hvac for /usr/bin/python3: apt-get install python3-hvac")
+        cls.peer = peerlib.vault(token="root-token", kubernetes_roles={"infra-keys": "sa-jwt"},
+                                 approles={"role-1": "secret-1"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.peer.close()
+
+    def assertTokenWorks(self, token):
+        client = hvac.Client(url=self.peer.url, token=token)
+        out = client.secrets.transit.encrypt_data(name="login-key", plaintext=b64(b"x"))
+        self.assertTrue(out["data"]["ciphertext"].startswith("vault:v1:"))
+
+    def test_kubernetes_login_answers_a_client_token_for_the_service_account(self):
+        client = hvac.Client(url=self.peer.url)
+        answer = client.auth.kubernetes.login(role="infra-keys", jwt="sa-jwt")
+        token = answer["auth"]["client_token"]
+        self.assertTrue(token.startswith("hvs."))
+        self.assertEqual(answer["auth"]["metadata"]["role"], "infra-keys")
+        self.assertTokenWorks(token)
+
+    def test_kubernetes_login_refuses_another_jwt_or_role(self):
+        client = hvac.Client(url=self.peer.url)
+        with self.assertRaises(hvac.exceptions.Forbidden):
+            client.auth.kubernetes.login(role="infra-keys", jwt="forged")
+        with self.assertRaises(hvac.exceptions.InvalidRequest):
+            client.auth.kubernetes.login(role="nobody", jwt="sa-jwt")
+
+    def test_approle_login_answers_a_client_token(self):
+        client = hvac.Client(url=self.peer.url)
+        answer = client.auth.approle.login(role_id="role-1", secret_id="secret-1")
+        self.assertTokenWorks(answer["auth"]["client_token"])
+        with self.assertRaises(hvac.exceptions.InvalidRequest):
+            client.auth.approle.login(role_id="role-1", secret_id="wrong")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")

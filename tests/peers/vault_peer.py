@@ -56,6 +56,9 @@ class VaultApp(App):
         self.namespace = namespace.strip("/") if namespace else ""
         self.mount = mount.strip("/")
         self.autocreate = autocreate
+        self.issued = set()   # tokens handed out by a login, accepted like --token
+        self.kubernetes_roles = {}   # role -> service account JWTs it accepts (auth/kubernetes)
+        self.approles = {}           # role_id -> secret_id (auth/approle)
         self.keys = {}   # name -> {type, versions{str(n): {material(b64), created}}, latest, min_decryption_version, min_encryption_version, deletion_allowed}
 
     def to_state(self):
@@ -75,6 +78,10 @@ class VaultApp(App):
             return "health", None
         header_ns = req.headers.get("X-Vault-Namespace", "").strip("/")
         full = (header_ns + "/" + rest) if header_ns else rest
+        login = re.fullmatch((re.escape(self.namespace + "/") if self.namespace else "") + r"auth/(kubernetes|approle)/login",
+                             full)
+        if login and req.method in ("POST", "PUT"):
+            return "login", login.group(1)
         prefix = (self.namespace + "/" if self.namespace else "") + self.mount + "/"
         if not full.startswith(prefix):
             return "unrouted", None
@@ -110,10 +117,12 @@ class VaultApp(App):
                                        "replication_dr_mode": "disabled", "server_time_utc": int(time.time()),
                                        "version": "1.15.0+peer", "cluster_name": "vault-peer",
                                        "cluster_id": "00000000-0000-0000-0000-000000000000"})
+        if kind == "login":
+            return self.login(req, name)
         token = req.headers.get("X-Vault-Token")
         if token is None and req.headers.get("Authorization", "").startswith("Bearer "):
             token = req.headers["Authorization"][len("Bearer "):]
-        if token != self.token:
+        if token != self.token and token not in self.issued:
             return errors(403, "permission denied")
         if kind in (None, "unrouted"):
             return errors(404, "no handler for route \"%s\". route entry not found." % req.raw_path[len("/v1/"):])
@@ -274,6 +283,40 @@ class VaultApp(App):
         version = self.encryption_version(self.keys[name], body)
         return {"ciphertext": self.seal(name, version, plaintext), "key_version": version}
 
+    # auth methods: a login answers Vault's auth envelope with a fresh token
+    def login(self, req, method):
+        try:
+            body = json.loads(req.body) if req.body.strip() else {}
+        except ValueError:
+            return errors(400, "failed to parse JSON input: invalid character")
+        req.summary = {"name": method, "params": sorted(body)}
+        if method == "kubernetes":
+            role, jwt = body.get("role"), body.get("jwt")
+            if not role:
+                return errors(400, "missing role")
+            if not jwt:
+                return errors(400, "missing jwt")
+            if role not in self.kubernetes_roles:
+                return errors(400, 'invalid role name "%s"' % role)
+            if jwt not in self.kubernetes_roles[role]:
+                return errors(403, "permission denied")
+            metadata = {"role": role, "service_account_name": "infra-keys", "service_account_namespace": "infra"}
+        else:
+            role_id, secret_id = body.get("role_id"), body.get("secret_id")
+            if not role_id:
+                return errors(400, "missing role_id")
+            if role_id not in self.approles or self.approles[role_id] != secret_id:
+                return errors(400, "invalid role or secret ID")
+            metadata = {"role_name": "infra-keys"}
+        token = "hvs." + secrets.token_urlsafe(24)
+        self.issued.add(token)
+        answer = envelope(None)
+        answer["auth"] = {"client_token": token, "accessor": secrets.token_urlsafe(18),
+                          "policies": ["default", "infra-keys"], "token_policies": ["default", "infra-keys"],
+                          "metadata": metadata, "lease_duration": 3600, "renewable": True,
+                          "entity_id": str(uuid.uuid4()), "token_type": "service", "orphan": True}
+        return json_response(200, answer)
+
     # peer-private controls
     def control(self, body):
         result = {}
@@ -298,8 +341,18 @@ def main():
     parser.add_argument("--no-autocreate", action="store_true",
                         help="encrypt to a missing key fails, as with a policy lacking 'create'")
     parser.add_argument("--key", action="append", default=[], help="preload a transit key by name")
+    parser.add_argument("--kubernetes-role", action="append", default=[],
+                        help="ROLE=JWT: auth/kubernetes/login accepts that service account token for the role")
+    parser.add_argument("--approle", action="append", default=[],
+                        help="ROLE_ID=SECRET_ID: auth/approle/login accepts that pair")
     args = parser.parse_args()
     app = VaultApp(args.token, args.namespace, args.transit_mount, not args.no_autocreate)
+    for spec in args.kubernetes_role:
+        role, jwt = spec.split("=", 1)
+        app.kubernetes_roles.setdefault(role, set()).add(jwt)
+    for spec in args.approle:
+        role_id, secret_id = spec.split("=", 1)
+        app.approles[role_id] = secret_id
     if args.state:
         try:
             with open(args.state) as f:

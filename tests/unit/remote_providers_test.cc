@@ -9,7 +9,9 @@
 
 #include <botan/base64.h>
 
+#include "error_of.h"
 #include "peer_control.h"
+#include "providers/aws_credentials.h"
 #include "providers/awskms.h"
 #include "providers/vault.h"
 #include "secrets/kubernetes.h"
@@ -21,17 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs `action` and returns the ik::Error it throws (fails the test if none).
-template <typename F>
-Error error_of(F&& action) {
-    try {
-        action();
-    } catch (const Error& e) {
-        return e;
-    }
-    FAIL("no ik::Error thrown");
-    return Error(ExitCode::ok, "");
-}
+using test::error_of;
 
 config::Environment env_of(std::map<std::string, std::string> vars) {
     return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
@@ -395,26 +387,26 @@ TEST_CASE("a kubernetes secret is read through a kubeconfig with a token; absent
     CHECK(storage.describe("infra-x/__root_key") == "kubernetes secret team/infra-x key __root_key");
 }
 
-TEST_CASE("setting a key of a missing secret creates it, and of an existing one patches only that key") {
+TEST_CASE("setting a key of a missing secret creates it, and of an existing one updates only that key") {
     auto peer = kube_peer();
     auto storage = kube_storage(peer_env("IK_PEER_KUBECONFIG_TOKEN"));
     storage.set("created/a", secret_of("one"));
     CHECK(peer.count("secrets.create") == 1);
     storage.set("created/b", secret_of("two"));
-    CHECK(peer.count("secrets.patch") == 1);
+    CHECK(peer.count("secrets.update") == 1);
     CHECK(secret_data(peer, "team", "created") == std::map<std::string, std::string>{{"a", "one"}, {"b", "two"}});
     CHECK(storage.names_with_prefix("created/") == std::vector<std::string>{"created/a", "created/b"});
     storage.remove("created/a");
     CHECK(secret_data(peer, "team", "created") == std::map<std::string, std::string>{{"b", "two"}});
 }
 
-TEST_CASE("set_many replaces one key and deletes another in a single patch") {
+TEST_CASE("set_many replaces one key and deletes another in a single update") {
     auto peer = kube_peer();
     put_secret(peer, "team", "rotating", {{"__root_key", "old"}, {"__root_key.retired", "older"}});
     auto storage = kube_storage(peer_env("IK_PEER_KUBECONFIG_TOKEN"));
     storage.set_many("rotating", {{"__root_key", secret_of("new")}, {"__root_key.retired", std::nullopt},
                                   {"__root_key.previous", secret_of("old")}});
-    CHECK(peer.count("secrets.patch") == 1);
+    CHECK(peer.count("secrets.update") == 1);
     CHECK(secret_data(peer, "team", "rotating") ==
           std::map<std::string, std::string>{{"__root_key", "new"}, {"__root_key.previous", "old"}});
 }
@@ -424,7 +416,7 @@ TEST_CASE("a secret changed between read and write is refused and nothing is wri
     put_secret(peer, "team", "contended", {{"k", "v1"}});
     auto storage = kube_storage(peer_env("IK_PEER_KUBECONFIG_TOKEN"));
     // Hold our PATCH back long enough for another writer to change the Secret.
-    peer.fail({{"op", "secrets.patch"}, {"delay_ms", 1500}, {"times", 1}});
+    peer.fail({{"op", "secrets.update"}, {"delay_ms", 1500}, {"times", 1}});
     std::optional<Error> error;
     // No doctest assertion may run on another thread: catch there, check here.
     std::thread writer([&] {
@@ -455,13 +447,13 @@ TEST_CASE("creating a kubernetes key that exists is refused, so two rotations ca
           std::map<std::string, std::string>{{"__root_key", "old"}, {"__root_key.new", "theirs"}, {"__root_key.other", "ours"}});
 }
 
-TEST_CASE("renaming a kubernetes key within one secret is a single patch that replaces the target") {
+TEST_CASE("renaming a kubernetes key within one secret is a single update that replaces the target") {
     auto peer = kube_peer();
     put_secret(peer, "team", "installing", {{"__root_key", "old"}, {"__root_key.new", "new"}});
     auto storage = kube_storage(peer_env("IK_PEER_KUBECONFIG_TOKEN"));
     peer.reset();
     storage.rename("installing/__root_key.new", "installing/__root_key");
-    CHECK(peer.count("secrets.patch") == 1);
+    CHECK(peer.count("secrets.update") == 1);
     CHECK(secret_data(peer, "team", "installing") == std::map<std::string, std::string>{{"__root_key", "new"}});
     Error e = error_of([&] { storage.rename("installing/__root_key.new", "installing/__root_key"); });
     CHECK(e.code() == ExitCode::provider);
@@ -505,6 +497,49 @@ TEST_CASE("the in-cluster service account directory is used when KUBERNETES_SERV
     CHECK(storage->describe("in-cluster/k") == "kubernetes secret infra/in-cluster key k");
 }
 
+TEST_CASE("the in-cluster token file is read again for each request, so a rotated token is used") {
+    auto peer = kube_peer();
+    put_secret(peer, "infra", "rotating", {{"k", "v"}});
+    std::string dir = peer_env("IK_PEER_TMP") + "/sa-rotating";
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(peer_env("IK_PEER_SA_DIR") + "/ca.crt", dir + "/ca.crt",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::ofstream(dir + "/namespace") << "infra";
+    std::ofstream(dir + "/token") << peer_env("IK_PEER_KUBE_TOKEN");
+    auto env = env_of({{"KUBERNETES_SERVICE_HOST", peer_env("IK_PEER_SA_HOST")},
+                       {"KUBERNETES_SERVICE_PORT", peer_env("IK_PEER_SA_PORT")},
+                       {"INFRA_KEYS_SERVICEACCOUNT_DIR", dir}});
+    auto storage = secrets::make_kubernetes_storage({"kubernetes", "kubernetes", {}, 0}, env);
+    CHECK(storage->get("rotating/k") == secret_of("v"));
+    peer.control({{"set_tokens", {"kubelet-rotated-token"}}});
+    std::ofstream(dir + "/token") << "kubelet-rotated-token\n";
+    CHECK(storage->get("rotating/k") == secret_of("v"));
+    peer.control({{"set_tokens", {peer_env("IK_PEER_KUBE_TOKEN")}}});
+}
+
+TEST_CASE("a 401 to an exec plugin's token runs the plugin again and retries once") {
+    auto peer = kube_peer();
+    put_secret(peer, "default", "renewed", {{"k", "v"}});
+    std::string dir = peer_env("IK_PEER_TMP");
+    std::ofstream(dir + "/exec-tokens") << "revoked-token\n" << peer_env("IK_PEER_KUBE_TOKEN") << "\n";
+    std::filesystem::remove(dir + "/exec-calls");
+    std::string path = dir + "/kubeconfig-exec-renew";
+    std::ofstream(path) << "apiVersion: v1\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {server: \""
+                        << peer_env("IK_PEER_KUBE_URL") << "\", certificate-authority: \"" << peer_env("IK_PEER_KUBE_CA")
+                        << "\"}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                        << "      command: " << peer_env("IK_PEER_EXEC_PLUGIN") << "\n      interactiveMode: Never\n"
+                        << "      args: [--token-file, " << dir << "/exec-tokens, --calls, " << dir << "/exec-calls]\n"
+                        << "contexts:\n- name: c\n  context: {cluster: k, user: u}\n";
+    auto storage = kube_storage(path);
+    CHECK(storage.get("renewed/k") == secret_of("v"));
+    CHECK(storage.get("renewed/k") == secret_of("v"));
+    std::ifstream calls(dir + "/exec-calls");
+    int count = 0;
+    calls >> count;
+    CHECK(count == 2);  // the revoked token, then one renewal that is reused
+    CHECK(peer.stats()["statuses"].value("401", 0) == 1);
+}
+
 TEST_CASE("KUBECONFIG wins over the in-cluster service account") {
     auto peer = kube_peer();
     put_secret(peer, "team", "chosen", {{"k", "v"}});
@@ -523,11 +558,37 @@ TEST_CASE("a rejected kubernetes token is a provider error that does not contain
     CHECK(std::string(e.what()).find("not-the-kube-token") == std::string::npos);
 }
 
-TEST_CASE("a kubeconfig with an exec plugin is a usage error that says what is supported") {
-    std::string path = peer_env("IK_PEER_TMP") + "/kubeconfig-exec";
+TEST_CASE("a kubeconfig with an auth-provider plugin is a usage error that names the exec replacement") {
+    std::string path = peer_env("IK_PEER_TMP") + "/kubeconfig-auth-provider";
     std::ofstream(path) << "apiVersion: v1\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {server: https://127.0.0.1:1}\n"
-                           "users:\n- name: u\n  user:\n    exec: {command: aws}\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n";
+                           "users:\n- name: u\n  user:\n    auth-provider: {name: gcp}\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n";
     Error e = error_of([&] { secrets::kubeconfig_connection(path); });
     CHECK(e.code() == ExitCode::usage);
-    CHECK(e.hint().find("client certificates") != std::string::npos);
+    CHECK(e.hint().find("exec plugin") != std::string::npos);
+}
+
+// ---- AWS credential sources ----
+
+TEST_CASE("credential_process is split like a POSIX shell line, without a shell") {
+    CHECK(providers::split_command_line("/usr/bin/aws-vault exec ops --json") ==
+          std::vector<std::string>{"/usr/bin/aws-vault", "exec", "ops", "--json"});
+    CHECK(providers::split_command_line(R"(helper 'two words' "say \"hi\"" back\ slash)") ==
+          std::vector<std::string>{"helper", "two words", "say \"hi\"", "back slash"});
+    CHECK(providers::split_command_line("  ").empty());
+    CHECK(error_of([] { providers::split_command_line("helper 'open"); }).code() == ExitCode::usage);
+}
+
+TEST_CASE("an AssumeRoleWithWebIdentity answer gives the temporary credentials, entities decoded") {
+    auto credentials = providers::sts_credentials_of(
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+        "<SessionToken>FwoG&amp;token</SessionToken><SecretAccessKey>wJalr/K7&lt;x</SecretAccessKey>"
+        "<Expiration>2026-12-02T13:00:00Z</Expiration><AccessKeyId>ASIAEXAMPLE</AccessKeyId>"
+        "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        "sts");
+    CHECK(credentials.access_key_id == "ASIAEXAMPLE");
+    CHECK(std::string(as_text(credentials.secret_access_key)) == "wJalr/K7<x");
+    CHECK(credentials.session_token == "FwoG&token");
+    Error e = error_of([] { providers::sts_credentials_of("<ErrorResponse/>", "sts here"); });
+    CHECK(e.code() == ExitCode::provider);
+    CHECK(std::string(e.what()) == "sts here: the answer has no Credentials");
 }

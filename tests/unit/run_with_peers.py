@@ -58,6 +58,8 @@ def main():
             "IK_PEER_KUBECONFIG_BAD_TOKEN": kube.write_kubeconfig(os.path.join(tmp, "kubeconfig-bad"),
                                                                   token="not-the-kube-token"),
             "IK_PEER_SA_DIR": sa_dir,
+            "IK_PEER_EXEC_PLUGIN": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                "peers", "kube_exec_plugin.py"),
             "IK_PEER_SA_HOST": incluster["KUBERNETES_SERVICE_HOST"],
             "IK_PEER_SA_PORT": incluster["KUBERNETES_SERVICE_PORT"],
         })
