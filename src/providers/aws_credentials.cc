@@ -85,17 +85,14 @@ Credentials assume_role_with_web_identity(const config::Environment& env, const 
     request.body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + net::percent_encode(role_arn) +
                    "&RoleSessionName=" + net::percent_encode(session_name) +
                    "&WebIdentityToken=" + net::percent_encode(as_text(token));
-    net::Response response = client.send(request);
-    scrub(request.body);
+    net::Response response = client.send(request);  // request and response bodies scrub themselves (SecretString)
     std::string where = fmt::format("{}: STS AssumeRoleWithWebIdentity for {}", client.where(request), role_arn);
     if (response.status != 200) {
         std::string code = xml_text(response.body, "Code"), message = xml_text(response.body, "Message");
         std::string text = code.empty() ? fmt::format("HTTP {}", response.status) : code + ": " + message;
         fail(ExitCode::provider, "{}: {}", where, net::quote_service_text(text, {as_text(token)}));
     }
-    Credentials out = sts_credentials_of(response.body, where);
-    scrub(response.body);
-    return out;
+    return sts_credentials_of(response.body, where);
 }
 
 // The JSON both credential_process and the container endpoint print; `token_field` is
@@ -156,14 +153,11 @@ Credentials container_credentials(const config::Environment& env, const net::Tls
     net::Request request{"GET", url, {{"Accept", "application/json"}}, {}};
     if (!token.empty()) request.headers.emplace_back("Authorization", std::string(as_text(token)));
     net::Response response = client.send(request);
-    for (auto& [name, value] : request.headers) scrub(value);
     std::string where = fmt::format("{}: container credentials", client.where(request));
     if (response.status != 200)
         fail(ExitCode::provider, "{}: HTTP {} {}", where, response.status,
              net::quote_service_text(response.body, {as_text(token)}));
-    Credentials out = credentials_from_json(response.body, "Token", where);
-    scrub(response.body);
-    return out;
+    return credentials_from_json(response.body, "Token", where);
 }
 
 std::string session_name(const config::Environment& env) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/secret_json.h"
 #include "util/files.h"
 
 namespace ik::providers {
@@ -33,44 +34,38 @@ SecretBytes read_secret_file(const std::string& path, const std::string& what) {
     return std::move(*secret);
 }
 
-std::string text_of(const SecretBytes& bytes) { return std::string(as_text(bytes)); }
+SecretString text_of(const SecretBytes& bytes) { return SecretString(as_text(bytes)); }
 
 // POST auth/<mount>/login; the answer's auth.client_token is the token.
-SecretBytes login(const VaultEndpoint& vault, const std::string& mount, const std::string& method, json body,
+SecretBytes login(const VaultEndpoint& vault, const std::string& mount, const std::string& method, const SecretJson& body,
                   const SecretBytes& credential) {
     net::Client client(net::ClientOptions{"vault", vault.tls});
     net::Request request{"POST", vault.address + "/v1/auth/" + net::percent_encode(mount, true) + "/login",
                          {{"Content-Type", "application/json"}}, body.dump()};
-    for (auto& [key, value] : body.items())
-        if (value.is_string()) scrub(value.get_ref<std::string&>());
     if (!vault.namespace_name.empty()) request.headers.emplace_back("X-Vault-Namespace", vault.namespace_name);
-    net::Response response = client.send(request);
-    scrub(request.body);
+    net::Response response = client.send(request);  // bodies scrub themselves (SecretString)
     std::string where = fmt::format("{}: {} login", client.where(request), method);
-    json answer = json::parse(response.body, nullptr, false);
-    scrub(response.body);
+    SecretJson answer = SecretJson::parse(response.body, nullptr, false);
     if (response.status != 200) {
         std::string errors;
         if (answer.is_object() && answer.contains("errors") && answer["errors"].is_array())
             for (const auto& e : answer["errors"])
-                if (e.is_string()) errors += (errors.empty() ? "" : "; ") + e.get<std::string>();
+                if (e.is_string()) errors += (errors.empty() ? "" : "; ") + std::string(e.get_ref<const SecretString&>());
         fail(ExitCode::provider, "{}: {} (HTTP {})", where,
              net::quote_service_text(errors.empty() ? "error" : errors, {as_text(credential)}), response.status);
     }
-    json* auth = answer.is_object() && answer.contains("auth") && answer["auth"].is_object() ? &answer["auth"] : nullptr;
+    SecretJson* auth = answer.is_object() && answer.contains("auth") && answer["auth"].is_object() ? &answer["auth"] : nullptr;
     if (!auth || !auth->contains("client_token") || !(*auth)["client_token"].is_string())
         fail(ExitCode::provider, "{}: the answer has no auth.client_token", where);
-    std::string& text = (*auth)["client_token"].get_ref<std::string&>();
-    SecretBytes out(text.begin(), text.end());
-    scrub(text);
-    return out;
+    const SecretString& text = (*auth)["client_token"].get_ref<const SecretString&>();
+    return SecretBytes(text.begin(), text.end());
 }
 
 SecretBytes kubernetes_login(const config::Environment& env, const VaultEndpoint& vault, const std::string& role) {
     SecretBytes jwt = read_secret_file(env_or(env, "INFRA_KEYS_VAULT_K8S_TOKEN_FILE", pod_token_file),
                                        "service account token");
     return login(vault, env_or(env, "INFRA_KEYS_VAULT_K8S_MOUNT", "kubernetes"), "kubernetes",
-                 json{{"role", role}, {"jwt", text_of(jwt)}}, jwt);
+                 SecretJson{{"role", role}, {"jwt", text_of(jwt)}}, jwt);
 }
 
 SecretBytes approle_login(const config::Environment& env, const VaultEndpoint& vault, const std::string& role_id) {
@@ -79,7 +74,7 @@ SecretBytes approle_login(const config::Environment& env, const VaultEndpoint& v
         fail(ExitCode::usage, "vault key provider: INFRA_KEYS_VAULT_ROLE_ID is set but INFRA_KEYS_VAULT_SECRET_ID_FILE is not");
     SecretBytes secret_id = read_secret_file(file, "AppRole secret id file");
     return login(vault, env_or(env, "INFRA_KEYS_VAULT_APPROLE_MOUNT", "approle"), "approle",
-                 json{{"role_id", role_id}, {"secret_id", text_of(secret_id)}}, secret_id);
+                 SecretJson{{"role_id", role_id}, {"secret_id", text_of(secret_id)}}, secret_id);
 }
 
 }  // namespace
