@@ -16,13 +16,13 @@ _infra_keys() {
     local opts
     case "$cmd" in
         "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return;;
-        init) opts="--dry-run";;
+        init) opts="--dry-run --json";;
         verify) opts="--level --json --jobs";;
-        status) opts="";;
-        rotate-root) opts="--dry-run --resume --retire-old --server-stopped --to-key-id";;
-        rewrap) opts="--from-key --from-config --dry-run --server-stopped";;
-        backup) opts="--output --force --passphrase-file --passphrase-fd --allow-weak-passphrase --check --kdf-memory --kdf-iterations";;
-        restore) opts="--dry-run --force --with-db-key --passphrase-file --passphrase-fd --server-stopped";;
+        status) opts="--json";;
+        rotate-root) opts="--dry-run --resume --abort --retire-old --server-stopped --to-key-id --json";;
+        rewrap) opts="--from-key --from-config --dry-run --server-stopped --json";;
+        backup) opts="--output --force --passphrase-file --passphrase-fd --allow-weak-passphrase --check --kdf-memory --kdf-iterations --json";;
+        restore) opts="--dry-run --force --with-db-key --passphrase-file --passphrase-fd --server-stopped --json";;
     esac
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); else _filedir; fi
 }

@@ -16,12 +16,13 @@ complete -c infra-keys -s v -l verbose -d 'print more detail'
 complete -c infra-keys -l version -d 'print the version'
 complete -c infra-keys -n "__fish_seen_subcommand_from init rotate-root rewrap restore" -s n -l dry-run -d 'print the plan only'
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s l -l level -x -a 'config keys full'
-complete -c infra-keys -n "__fish_seen_subcommand_from verify" -l json -d 'JSON report'
+complete -c infra-keys -n "__fish_seen_subcommand_from $cmds" -l json -d 'JSON outcome'
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l check -r -F -d "prove a backup opens the live db key"
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l kdf-memory -x -d "Argon2id MiB"
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l kdf-iterations -x -d "Argon2id passes"
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s j -l jobs -x -d "decrypting threads"
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l resume -d 'complete an interrupted rotation'
+complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l abort -d 'drop a rotation that never committed'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l retire-old -d 'delete retained keys after full verification'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l to-key-id -x -d 'new KMS key id'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root rewrap restore" -l server-stopped -d 'assert the server is stopped'

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
 #include "util/error.h"
 #include "util/output.h"
 
@@ -28,10 +29,33 @@ void size_locked_memory_pool() {
     ::setenv("BOTAN_MLOCK_POOL_SIZE", "64", /*overwrite=*/0);
 }
 
+// Runs the command; with --json its outcome (success or error) is one JSON document on stdout.
+// verify prints its own documented report, so only its errors go through here as text.
+int run(ik::cli::Command& command) {
+    std::string name = command.app->get_name();
+    bool json = command.app->count("--json") > 0 && name != "verify";
+    ik::out::set_collect(json);
+    auto failed = [&](const ik::Error& e) {
+        if (json) ik::cli::print_json_outcome(name, static_cast<int>(e.code()), &e);
+        return report(e);
+    };
+    try {
+        int code = command.run();
+        if (json) ik::cli::print_json_outcome(name, code, nullptr);
+        return code;
+    } catch (const ik::Error& e) {
+        return failed(e);
+    } catch (const std::exception& e) {
+        return failed(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     size_locked_memory_pool();
+    // Step lines reach a log as they happen, so a job killed mid-way shows which steps finished.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     CLI::App app{"Back up, restore, rotate and verify the encryption keys of an Infra server's database.",
                  "infra-keys"};
     app.set_version_flag("--version", "infra-keys " INFRA_KEYS_VERSION);
@@ -67,13 +91,7 @@ int main(int argc, char** argv) {
     ik::out::set_level(global.quiet     ? ik::out::Level::quiet
                        : global.verbose ? ik::out::Level::verbose
                                         : ik::out::Level::normal);
-    try {
-        for (auto& command : commands)
-            if (command.app->parsed()) return command.run();
-        return static_cast<int>(ik::ExitCode::usage);
-    } catch (const ik::Error& e) {
-        return report(e);
-    } catch (const std::exception& e) {
-        return report(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
-    }
+    for (auto& command : commands)
+        if (command.app->parsed()) return run(command);
+    return static_cast<int>(ik::ExitCode::usage);
 }

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
 #include "ops/backup.h"
 #include "util/error.h"
 #include "util/output.h"
@@ -41,14 +42,18 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
     sub->add_flag("--allow-weak-passphrase", flags->passphrase.allow_weak, "accept a passphrase under 12 characters");
     add_passphrase_options(sub, flags->passphrase);
     add_kdf_options(sub, flags->kdf_memory_mib, flags->kdf_iterations);
+    add_json_flag(sub);
 
-    return {sub, [&global, flags] {
+    return {sub, [&global, flags, sub] {
+        if (flags->output == "-" && sub->count("--json") && !flags->check)
+            fail(ExitCode::usage, "backup: --json cannot share stdout with --output -");
         ops::Installation inst = ops::open(global.target);
         for (const auto& w : inst.config.warnings) out::warn("{}", w);
         if (flags->check) {
             flags->passphrase.allow_weak = true;  // judging an existing backup, not choosing a passphrase
             ops::Report report = ops::check_backup(inst, *flags->check, passphrase::read(flags->passphrase));
             for (const auto& line : report.lines) out::result("{}", line);
+            json_fields()["problems"] = report.problems;
             return report.problems ? static_cast<int>(ExitCode::problems) : 0;
         }
         flags->passphrase.confirm = true;

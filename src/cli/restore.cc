@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
 #include "ops/backup.h"
 #include "util/output.h"
 #include "util/passphrase.h"
@@ -22,12 +23,15 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
     sub->add_flag("--with-db-key", flags->options.with_db_key, "insert the backup's key rows into a database without them");
     sub->add_flag("--server-stopped", flags->options.server_stopped, "assert the Infra server is stopped");
     add_passphrase_options(sub, flags->passphrase);
+    add_json_flag(sub);
 
     return {sub, [&global, flags] {
         ops::Installation inst = ops::open(global.target);
         flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
+        flags->options.on_step = [](const std::string& line) { out::result("{}", line); };
         ops::Report report = ops::restore(inst, flags->file, passphrase::read(flags->passphrase), flags->options);
-        for (const auto& line : report.lines) out::result("{}", line);
+        json_fields()["dry_run"] = flags->options.dry_run;
+        json_fields()["nothing_to_do"] = report.nothing_to_do;
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");
         return 0;
     }};

@@ -2,6 +2,7 @@
 // each proven against the live database before anything is written.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct RestoreOptions {
     bool force = false;        // replace a different root key (kept as PATH.replaced-<time>)
     bool with_db_key = false;  // insert the backup's key rows into a database that has none
     bool server_stopped = false;
+    std::function<void(const std::string&)> on_step;  // each step line as it happens
 };
 
 Report restore(Installation& inst, const std::string& path, const SecretBytes& passphrase, const RestoreOptions& options);

@@ -84,3 +84,24 @@ std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& s
 }
 
 }  // namespace ik::ops
+
+// --- the plan step of a key change --------------------------------------------------------------
+namespace ik::ops {
+
+RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current) {
+    RekeyPlan plan;
+    ScanReport scan = scan_encrypted_values(store, current);
+    for (const auto& tally : scan.columns) {
+        plan.values_by_column.emplace_back(tally.column.name(), tally.values);
+        plan.values += tally.values;
+    }
+    for (const auto& f : scan.failures) {
+        std::string reason = f.reason == seal::Failure::wrong_key        ? "other_key_id"
+                             : f.reason == seal::Failure::authentication ? "authentication"
+                                                                          : "malformed";
+        plan.blocking.push_back({f.table, f.column, f.row, reason, f.detail});
+    }
+    return plan;
+}
+
+}  // namespace ik::ops

@@ -50,3 +50,17 @@ RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, cons
 std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& store);
 
 }  // namespace ik::ops
+
+// --- the plan step of a key change (a simple census over the known columns) --------------------
+namespace ik::ops {
+
+struct ValueProblem { std::string table, column, row, reason, detail; };  // reason: wrong_key | authentication | malformed | other_key_id | unsealed
+struct RekeyPlan {
+    std::vector<std::pair<std::string, uint64_t>> values_by_column;  // "table.column" -> values to re-key
+    uint64_t values = 0;
+    std::vector<ValueProblem> blocking;  // values that would stop the change
+};
+// Read-only census of what re-keying away from `current` would touch and what would block it.
+RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current);
+
+}  // namespace ik::ops

@@ -10,6 +10,7 @@
 #include "net/sigv4.h"
 #include "providers/root_key_provider.h"
 #include "secrets/secret_store.h"
+#include "util/error.h"
 
 namespace ik::providers {
 
@@ -48,8 +49,9 @@ public:
     void create_root_key() override;
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
-    SecretBytes unwrap(ByteView wrapped) override;
+    std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
     std::vector<std::string> status(ByteView wrapped) override;
+    std::unique_ptr<InPlaceRotation> rotation(const std::optional<std::string>& to_key_id) override;
 
     // KMS ReEncrypt: `wrapped` re-encrypted under another KMS key inside KMS (rotate-root
     // --to-key-id); the plaintext never leaves KMS.
@@ -64,6 +66,16 @@ private:
         bool enabled = false;
     };
     KeyMetadata describe_key();
+    // One TrentService operation's answer; `error_type` is KMS's __type without its namespace.
+    struct Answer {
+        long status = 0;
+        std::string body;
+        std::string error_type;
+        std::string where;  // "https://kms…: KMS Decrypt", for messages
+    };
+    Answer send(const std::string& operation, const std::string& body);
+    // The ik::Error for a non-200 answer: KMS's own message, wrong_key for a key that does not fit.
+    Error failure(const Answer& answer) const;
     // POSTs one TrentService operation; returns the parsed JSON body of a 200 answer, throws
     // ik::Error naming the operation and KMS's own error for anything else.
     std::string call(const std::string& operation, const std::string& body);

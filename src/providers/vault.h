@@ -8,6 +8,7 @@
 #include "net/http.h"
 #include "providers/root_key_provider.h"
 #include "secrets/secret_store.h"
+#include "util/error.h"
 
 namespace ik::providers {
 
@@ -43,8 +44,9 @@ public:
     void create_root_key() override;
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
-    SecretBytes unwrap(ByteView wrapped) override;
+    std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
     std::vector<std::string> status(ByteView wrapped) override;
+    std::unique_ptr<InPlaceRotation> rotation(const std::optional<std::string>& to_key_id) override;
 
     struct KeyInfo {
         int latest_version = 0;
@@ -57,6 +59,15 @@ public:
     KeyInfo read_key();
 
 private:
+    struct Answer {
+        long status = 0;
+        std::string body;
+        std::string errors;  // Vault's `errors`, joined, for a non-2xx answer
+        std::string where;   // "https://vault…/v1/transit/decrypt/… POST", for messages
+    };
+    Answer send(const std::string& method, const std::string& path, const std::string& body, bool idempotent);
+    // The ik::Error for a failed answer: wrong_key when another key sealed the ciphertext.
+    Error failure(const Answer& answer) const;
     // Sends to {address}/v1{mount}/{path}; returns the JSON `data` object of a 2xx answer, or
     // nullopt for 404 when `missing_ok`. Throws ik::Error with Vault's own `errors` otherwise.
     std::optional<std::string> call(const std::string& method, const std::string& path, const std::string& body,

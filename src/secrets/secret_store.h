@@ -36,6 +36,9 @@ public:
     virtual void rename(const std::string& from, const std::string& to);
     // Where the secret lives, for messages: "file /root/.infra/key", "env VAULT_TOKEN".
     virtual std::string describe(const std::string& name) const = 0;
+    // The file that holds secret `name` in storages of files (to lock its directory, check its
+    // permissions); nullopt in others.
+    virtual std::optional<std::string> file_of(const std::string& name) const { (void)name; return std::nullopt; }
 };
 
 // All storages of a config: the built-ins plus the `secrets:` entries (which may redefine them).

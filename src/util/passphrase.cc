@@ -67,7 +67,12 @@ SecretBytes from_terminal(bool confirm) {
 
 SecretBytes from_source(const Source& source) {
     if (source.file) {
-        auto content = files::read_secret(*source.file);
+        std::optional<SecretBytes> content;
+        try {
+            content = files::read_secret(*source.file);
+        } catch (const files::FileError& e) {
+            throw Error(ExitCode::usage, e.what());  // a passphrase file is part of the command line
+        }
         if (!content) fail(ExitCode::usage, "passphrase file {} does not exist", *source.file);
         strip_newline(*content);
         return *content;
