@@ -239,14 +239,13 @@ Bytes AwsKmsProvider::wrap(const SecretBytes& db_key) {
     return blob_field(parse_answer(answer, describe()), "CiphertextBlob", describe());
 }
 
-std::optional<SecretBytes> AwsKmsProvider::try_unwrap(ByteView wrapped) {
+std::variant<SecretBytes, Error> AwsKmsProvider::decrypt(ByteView wrapped) {
     // Real KMS takes only its own enum here; the configured KeySpec (AES_256) is not one (spec §3).
     Answer answer = send("Decrypt", json{{"CiphertextBlob", base64(wrapped)},
                                          {"KeyId", key_id_},
                                          {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}}
                                         .dump());
-    if (answer.status != 200 && is_wrong_key(answer.error_type)) return std::nullopt;
-    if (answer.status != 200) throw failure(answer);
+    if (answer.status != 200) return failure(answer);
     json body = parse_answer(answer.body, describe());
     scrub(answer.body);
     Bytes plaintext = blob_field(body, "Plaintext", describe());
@@ -254,6 +253,21 @@ std::optional<SecretBytes> AwsKmsProvider::try_unwrap(ByteView wrapped) {
     Botan::secure_scrub_memory(plaintext.data(), plaintext.size());
     if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
     return key;
+}
+
+std::optional<SecretBytes> AwsKmsProvider::try_unwrap(ByteView wrapped) {
+    auto answer = decrypt(wrapped);
+    if (auto* error = std::get_if<Error>(&answer)) {
+        if (error->code() == ExitCode::wrong_key) return std::nullopt;
+        throw *error;
+    }
+    return std::get<SecretBytes>(std::move(answer));
+}
+
+SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) {
+    auto answer = decrypt(wrapped);
+    if (auto* error = std::get_if<Error>(&answer)) throw *error;  // KMS's own words, wrong key or not
+    return std::get<SecretBytes>(std::move(answer));
 }
 
 Bytes AwsKmsProvider::reencrypt(ByteView wrapped, const std::string& destination_key_id) {

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -50,6 +51,7 @@ public:
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
     std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
+    SecretBytes unwrap(ByteView wrapped) override;
     std::vector<std::string> status(ByteView wrapped) override;
     std::unique_ptr<InPlaceRotation> rotation(const std::optional<std::string>& to_key_id) override;
 
@@ -76,6 +78,8 @@ private:
     Answer send(const std::string& operation, const std::string& body);
     // The ik::Error for a non-200 answer: KMS's own message, wrong_key for a key that does not fit.
     Error failure(const Answer& answer) const;
+    // Decrypt of a wrapped db key: the key, or KMS's error (wrong_key when another key sealed it).
+    std::variant<SecretBytes, Error> decrypt(ByteView wrapped);
     // POSTs one TrentService operation; returns the parsed JSON body of a 200 answer, throws
     // ik::Error naming the operation and KMS's own error for anything else.
     std::string call(const std::string& operation, const std::string& body);

@@ -147,12 +147,12 @@ Bytes VaultProvider::wrap(const SecretBytes& db_key) {
     return Bytes(ciphertext.begin(), ciphertext.end());
 }
 
-std::optional<SecretBytes> VaultProvider::try_unwrap(ByteView wrapped) {
+std::variant<SecretBytes, Error> VaultProvider::decrypt(ByteView wrapped) {
     std::string ciphertext(as_text(wrapped));
-    if (ciphertext.rfind("vault:v", 0) != 0) return std::nullopt;  // another provider's wrapping
+    if (ciphertext.rfind("vault:v", 0) != 0)
+        return Error(ExitCode::wrong_key, fmt::format("{}: the wrapped db key is not a Vault ciphertext (no vault:vN: prefix)", describe()));
     Answer answer = send("POST", "decrypt/" + settings_.key_name, json{{"ciphertext", ciphertext}}.dump(), true);
-    if (is_wrong_key(answer.status, answer.errors)) return std::nullopt;
-    if (answer.status < 200 || answer.status >= 300) throw failure(answer);
+    if (answer.status < 200 || answer.status >= 300) return failure(answer);
     json data = parse_data(answer.body, describe());
     scrub(answer.body);
     std::string encoded = string_field(data, "plaintext", describe());
@@ -165,6 +165,21 @@ std::optional<SecretBytes> VaultProvider::try_unwrap(ByteView wrapped) {
     scrub(encoded);
     if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
     return key;
+}
+
+std::optional<SecretBytes> VaultProvider::try_unwrap(ByteView wrapped) {
+    auto answer = decrypt(wrapped);
+    if (auto* error = std::get_if<Error>(&answer)) {
+        if (error->code() == ExitCode::wrong_key) return std::nullopt;
+        throw *error;
+    }
+    return std::get<SecretBytes>(std::move(answer));
+}
+
+SecretBytes VaultProvider::unwrap(ByteView wrapped) {
+    auto answer = decrypt(wrapped);
+    if (auto* error = std::get_if<Error>(&answer)) throw *error;  // Vault's own words, wrong key or not
+    return std::get<SecretBytes>(std::move(answer));
 }
 
 void VaultProvider::rotate_key() {

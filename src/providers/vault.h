@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -45,6 +46,7 @@ public:
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
     std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
+    SecretBytes unwrap(ByteView wrapped) override;
     std::vector<std::string> status(ByteView wrapped) override;
     std::unique_ptr<InPlaceRotation> rotation(const std::optional<std::string>& to_key_id) override;
 
@@ -68,6 +70,8 @@ private:
     Answer send(const std::string& method, const std::string& path, const std::string& body, bool idempotent);
     // The ik::Error for a failed answer: wrong_key when another key sealed the ciphertext.
     Error failure(const Answer& answer) const;
+    // Decrypt of a wrapped db key: the key, or Vault's error (wrong_key when another key sealed it).
+    std::variant<SecretBytes, Error> decrypt(ByteView wrapped);
     // Sends to {address}/v1{mount}/{path}; returns the JSON `data` object of a 2xx answer, or
     // nullopt for 404 when `missing_ok`. Throws ik::Error with Vault's own `errors` otherwise.
     std::optional<std::string> call(const std::string& method, const std::string& path, const std::string& body,
