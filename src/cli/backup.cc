@@ -47,8 +47,7 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
     return {sub, [&global, flags, sub] {
         if (flags->output == "-" && sub->count("--json") && !flags->check)
             fail(ExitCode::usage, "backup: --json cannot share stdout with --output -");
-        ops::Installation inst = ops::open(global.target);
-        for (const auto& w : inst.config.warnings) out::warn("{}", w);
+        ops::Installation inst = open_installation(global);
         if (flags->check) {
             flags->passphrase.allow_weak = true;  // judging an existing backup, not choosing a passphrase
             ops::Report report = ops::check_backup(inst, *flags->check, passphrase::read(flags->passphrase));

@@ -25,6 +25,10 @@ struct Command {
     std::function<int()> run;
 };
 
+// Opens the installation the global options name and prints its config warnings: the one way
+// every command that works on an installation starts.
+ops::Installation open_installation(const GlobalOptions& global);
+
 // --passphrase-file and --passphrase-fd, shared by backup and restore (never a passphrase argument).
 void add_passphrase_options(CLI::App* sub, passphrase::Source& source);
 

@@ -16,8 +16,7 @@ Command add_init(CLI::App& app, const GlobalOptions& global) {
     add_json_flag(sub);
 
     return {sub, [&global, dry_run] {
-        ops::Installation inst = ops::open(global.target);
-        for (const auto& w : inst.config.warnings) out::warn("{}", w);
+        ops::Installation inst = open_installation(global);
         ops::ChangeLock lock = ops::lock_and_check(inst, {/*server_stopped=*/true, false, 64});
         ops::InitPlan plan = ops::plan_init(inst);
         json_fields()["dry_run"] = *dry_run;

@@ -4,9 +4,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/command.h"
 #include "util/output.h"
 
 namespace ik::cli {
+
+ops::Installation open_installation(const GlobalOptions& global) {
+    ops::Installation inst = ops::open(global.target);
+    for (const auto& w : inst.config.warnings) out::warn("{}", w);
+    return inst;
+}
 
 void add_json_flag(CLI::App* sub) {
     sub->add_flag("--json")->description("print the outcome as one JSON document on stdout (schema in the README)");

@@ -26,7 +26,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
     add_json_flag(sub);
 
     return {sub, [&global, flags] {
-        ops::Installation inst = ops::open(global.target);
+        ops::Installation inst = open_installation(global);
         flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
         flags->options.on_step = [](const std::string& line) { out::result("{}", line); };
         ops::Report report = ops::restore(inst, flags->file, passphrase::read(flags->passphrase), flags->options);

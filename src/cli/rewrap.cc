@@ -19,7 +19,7 @@ Command add_rewrap(CLI::App& app, const GlobalOptions& global) {
     add_json_flag(sub);
 
     return {sub, [&global, options] {
-        ops::Installation inst = ops::open(global.target);
+        ops::Installation inst = open_installation(global);
         options->on_step = [](const std::string& line) { out::result("{}", line); };
         ops::RewrapResult result = ops::rewrap(inst, *options);
         json_fields()["dry_run"] = options->dry_run;

@@ -34,7 +34,7 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
     add_json_flag(sub);
 
     return {sub, [&global, flags] {
-        ops::Installation inst = ops::open(global.target);
+        ops::Installation inst = open_installation(global);
         bool would = flags->dry_run && !flags->retire_old;
         auto print = [would](const std::string& line) { out::result("{}{}", would ? "would " : "", line); };
         ops::RotateResult result =

@@ -239,7 +239,7 @@ Bytes AwsKmsProvider::wrap(const SecretBytes& db_key) {
     return blob_field(parse_answer(answer, describe()), "CiphertextBlob", describe());
 }
 
-std::variant<SecretBytes, Error> AwsKmsProvider::decrypt(ByteView wrapped) {
+Unwrapped AwsKmsProvider::decrypt(ByteView wrapped) {
     // Real KMS takes only its own enum here; the configured KeySpec (AES_256) is not one (spec §3).
     Answer answer = send("Decrypt", json{{"CiphertextBlob", base64(wrapped)},
                                          {"KeyId", key_id_},
@@ -255,20 +255,9 @@ std::variant<SecretBytes, Error> AwsKmsProvider::decrypt(ByteView wrapped) {
     return key;
 }
 
-std::optional<SecretBytes> AwsKmsProvider::try_unwrap(ByteView wrapped) {
-    auto answer = decrypt(wrapped);
-    if (auto* error = std::get_if<Error>(&answer)) {
-        if (error->code() == ExitCode::wrong_key) return std::nullopt;
-        throw *error;
-    }
-    return std::get<SecretBytes>(std::move(answer));
-}
+std::optional<SecretBytes> AwsKmsProvider::try_unwrap(ByteView wrapped) { return key_or_nothing(decrypt(wrapped)); }
 
-SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) {
-    auto answer = decrypt(wrapped);
-    if (auto* error = std::get_if<Error>(&answer)) throw *error;  // KMS's own words, wrong key or not
-    return std::get<SecretBytes>(std::move(answer));
-}
+SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) { return key_or_throw(decrypt(wrapped)); }
 
 Bytes AwsKmsProvider::reencrypt(ByteView wrapped, const std::string& destination_key_id) {
     std::string answer = call("ReEncrypt", json{{"CiphertextBlob", base64(wrapped)},

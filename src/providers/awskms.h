@@ -79,7 +79,7 @@ private:
     // The ik::Error for a non-200 answer: KMS's own message, wrong_key for a key that does not fit.
     Error failure(const Answer& answer) const;
     // Decrypt of a wrapped db key: the key, or KMS's error (wrong_key when another key sealed it).
-    std::variant<SecretBytes, Error> decrypt(ByteView wrapped);
+    Unwrapped decrypt(ByteView wrapped);
     // POSTs one TrentService operation; returns the parsed JSON body of a 200 answer, throws
     // ik::Error naming the operation and KMS's own error for anything else.
     std::string call(const std::string& operation, const std::string& body);

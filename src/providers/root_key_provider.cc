@@ -12,4 +12,17 @@ SecretBytes RootKeyProvider::unwrap(ByteView wrapped) {
 
 std::unique_ptr<InPlaceRotation> RootKeyProvider::rotation(const std::optional<std::string>&) { return nullptr; }
 
+std::optional<SecretBytes> key_or_nothing(Unwrapped answer) {
+    if (auto* error = std::get_if<Error>(&answer)) {
+        if (error->code() == ExitCode::wrong_key) return std::nullopt;
+        throw *error;
+    }
+    return std::get<SecretBytes>(std::move(answer));
+}
+
+SecretBytes key_or_throw(Unwrapped answer) {
+    if (auto* error = std::get_if<Error>(&answer)) throw *error;
+    return std::get<SecretBytes>(std::move(answer));
+}
+
 }  // namespace ik::providers

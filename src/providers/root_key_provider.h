@@ -4,9 +4,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "util/bytes.h"
+#include "util/error.h"
 
 namespace ik::config { struct Config; struct KeyProvider; }
 namespace ik::secrets { class SecretStorage; class SecretStorages; }
@@ -81,6 +83,14 @@ public:
     // What the operator must still do once the row is committed (e.g. name the new key in the config).
     virtual std::vector<std::string> after_commit() { return {}; }
 };
+
+// An unwrap attempt's answer: the db key, or the provider's own error (wrong_key when another
+// key sealed it), for providers that learn which from the service.
+using Unwrapped = std::variant<SecretBytes, Error>;
+// The key; nullopt for a wrong_key answer (try_unwrap); any other error thrown.
+std::optional<SecretBytes> key_or_nothing(Unwrapped answer);
+// The key, or the error thrown in the provider's own words (unwrap).
+SecretBytes key_or_throw(Unwrapped answer);
 
 // Builds the provider named by cfg.db_encryption_key_provider for root key id cfg.db_encryption_key.
 std::unique_ptr<RootKeyProvider> make(const config::Config& cfg, secrets::SecretStorages& storages);

@@ -147,7 +147,7 @@ Bytes VaultProvider::wrap(const SecretBytes& db_key) {
     return Bytes(ciphertext.begin(), ciphertext.end());
 }
 
-std::variant<SecretBytes, Error> VaultProvider::decrypt(ByteView wrapped) {
+Unwrapped VaultProvider::decrypt(ByteView wrapped) {
     std::string ciphertext(as_text(wrapped));
     if (ciphertext.rfind("vault:v", 0) != 0)
         return Error(ExitCode::wrong_key, fmt::format("{}: the wrapped db key is not a Vault ciphertext (no vault:vN: prefix)", describe()));
@@ -167,20 +167,9 @@ std::variant<SecretBytes, Error> VaultProvider::decrypt(ByteView wrapped) {
     return key;
 }
 
-std::optional<SecretBytes> VaultProvider::try_unwrap(ByteView wrapped) {
-    auto answer = decrypt(wrapped);
-    if (auto* error = std::get_if<Error>(&answer)) {
-        if (error->code() == ExitCode::wrong_key) return std::nullopt;
-        throw *error;
-    }
-    return std::get<SecretBytes>(std::move(answer));
-}
+std::optional<SecretBytes> VaultProvider::try_unwrap(ByteView wrapped) { return key_or_nothing(decrypt(wrapped)); }
 
-SecretBytes VaultProvider::unwrap(ByteView wrapped) {
-    auto answer = decrypt(wrapped);
-    if (auto* error = std::get_if<Error>(&answer)) throw *error;  // Vault's own words, wrong key or not
-    return std::get<SecretBytes>(std::move(answer));
-}
+SecretBytes VaultProvider::unwrap(ByteView wrapped) { return key_or_throw(decrypt(wrapped)); }
 
 void VaultProvider::rotate_key() {
     // Not retried on 5xx: a rotation that did happen must not happen twice.

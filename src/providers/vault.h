@@ -71,7 +71,7 @@ private:
     // The ik::Error for a failed answer: wrong_key when another key sealed the ciphertext.
     Error failure(const Answer& answer) const;
     // Decrypt of a wrapped db key: the key, or Vault's error (wrong_key when another key sealed it).
-    std::variant<SecretBytes, Error> decrypt(ByteView wrapped);
+    Unwrapped decrypt(ByteView wrapped);
     // Sends to {address}/v1{mount}/{path}; returns the JSON `data` object of a 2xx answer, or
     // nullopt for 404 when `missing_ok`. Throws ik::Error with Vault's own `errors` otherwise.
     std::optional<std::string> call(const std::string& method, const std::string& path, const std::string& body,
