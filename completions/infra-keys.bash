@@ -16,13 +16,13 @@ _infra_keys() {
     local opts
     case "$cmd" in
         "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return;;
-        init) opts="--dry-run";;
+        init) opts="--dry-run --json";;
         verify) opts="--level --json --jobs";;
-        status) opts="";;
-        rotate-root) opts="--dry-run --resume --retire-old --server-stopped --to-key-id";;
-        rewrap) opts="--from-key --from-config --dry-run --server-stopped";;
-        backup) opts="--output --force --recipient --recipients-file --identity --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --scrypt-work-factor --check --offline --info";;
-        restore) opts="--dry-run --force --with-db-key --identity --passphrase-file --passphrase-fd --passphrase-command --server-stopped";;
+        status) opts="--json";;
+        rotate-root) opts="--dry-run --resume --abort --retire-old --server-stopped --to-key-id --json";;
+        rewrap) opts="--from-key --from-config --dry-run --server-stopped --json";;
+        backup) opts="--output --force --recipient --recipients-file --identity --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --scrypt-work-factor --check --offline --info --json";;
+        restore) opts="--dry-run --force --with-db-key --identity --passphrase-file --passphrase-fd --passphrase-command --server-stopped --json";;
         help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return;;
     esac
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts --help" -- "$cur")); else _filedir; fi

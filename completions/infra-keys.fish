@@ -21,7 +21,7 @@ complete -c infra-keys -l no-progress -d 'never draw a progress bar'
 complete -c infra-keys -l version -d 'print the version'
 complete -c infra-keys -n "__fish_seen_subcommand_from init rotate-root rewrap restore" -s n -l dry-run -d 'print the plan only'
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s l -l level -x -a 'config keys full'
-complete -c infra-keys -n "__fish_seen_subcommand_from verify" -l json -d 'JSON report'
+complete -c infra-keys -n "__fish_seen_subcommand_from $cmds" -l json -d 'JSON outcome'
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l check -r -F -d "prove a backup opens the live db key"
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l offline -d "with --check: no config or database"
 complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l info -r -F -d "what a backup tells without a secret"
@@ -31,6 +31,7 @@ complete -c infra-keys -n "__fish_seen_subcommand_from backup" -l scrypt-work-fa
 complete -c infra-keys -n "__fish_seen_subcommand_from backup restore" -s i -l identity -r -F -d "age identity or OpenSSH key"
 complete -c infra-keys -n "__fish_seen_subcommand_from verify" -s j -l jobs -x -d "decrypting threads"
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l resume -d 'complete an interrupted rotation'
+complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l abort -d 'drop a rotation that never committed'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l retire-old -d 'delete retained keys after full verification'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root" -l to-key-id -x -d 'new KMS key id'
 complete -c infra-keys -n "__fish_seen_subcommand_from rotate-root rewrap restore" -l server-stopped -d 'assert the server is stopped'

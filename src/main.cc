@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
 #include "util/error.h"
 #include "util/output.h"
 #include "util/progress.h"
@@ -43,11 +44,43 @@ void forbid_core_dumps() {
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) std::perror("infra-keys: warning: cannot make the process undumpable");
 }
 
+// Runs the command; with --json its outcome (success or error) is one JSON document on stdout.
+// verify prints its own documented report, so only its errors go through here as text.
+int run(ik::cli::Command& command) {
+    std::string name = command.app->get_name();
+    bool json = command.app->count("--json") > 0 && name != "verify";
+    ik::out::set_collect(json);
+    auto failed = [&](const ik::Error& e) {
+        if (json) ik::cli::print_json_outcome(name, static_cast<int>(e.code()), &e);
+        return report(e);
+    };
+    try {
+        auto started = std::chrono::steady_clock::now();
+        int code = command.run();
+        ik::out::detail("{}: finished in {:.2f} s", name,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (json) ik::cli::print_json_outcome(name, code, nullptr);
+        return code;
+    } catch (const ik::Error& e) {
+        return failed(e);
+    } catch (const std::bad_alloc&) {
+        // In practice a backup's key derivation (scrypt, up to its work factor) on a small host or
+        // under a memory limit: the host's limit, not a bug. Nothing was written (backups are written after it).
+        return failed(ik::Error(ik::ExitCode::usage, "not enough memory for this command (the backup's key derivation needs its memory at once)",
+                                "run it where more memory is available (or under a higher memory limit); a new "
+                                "backup can use a smaller --scrypt-work-factor"));
+    } catch (const std::exception& e) {
+        return failed(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     forbid_core_dumps();
     size_locked_memory_pool();
+    // Step lines reach a log as they happen, so a job killed mid-way shows which steps finished.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     CLI::App app{"Back up, restore, rotate and verify the encryption keys of an Infra server's database.",
                  "infra-keys"};
     app.set_version_flag("--version", "infra-keys " INFRA_KEYS_VERSION);
@@ -90,25 +123,7 @@ int main(int argc, char** argv) {
     ik::out::set_level(global.quiet     ? ik::out::Level::quiet
                        : global.verbose ? ik::out::Level::verbose
                                         : ik::out::Level::normal);
-    try {
-        for (auto& command : commands)
-            if (command.app->parsed()) {
-                auto started = std::chrono::steady_clock::now();
-                int code = command.run();
-                ik::out::detail("{}: finished in {:.2f} s", command.app->get_name(),
-                                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-                return code;
-            }
-        return static_cast<int>(ik::ExitCode::usage);
-    } catch (const ik::Error& e) {
-        return report(e);
-    } catch (const std::bad_alloc&) {
-        // In practice Argon2id's memory (--kdf-memory, or a backup's header) on a small host or under a
-        // memory limit: the host's limit, not a bug. Nothing was written (backups are written after it).
-        return report(ik::Error(ik::ExitCode::usage, "not enough memory for this command (Argon2id needs its kdf memory at once)",
-                                "run it where more memory is available (or under a higher memory limit); a new "
-                                "backup can use a smaller --kdf-memory"));
-    } catch (const std::exception& e) {
-        return report(ik::Error(ik::ExitCode::internal, fmt::format("internal error: {}", e.what())));
-    }
+    for (auto& command : commands)
+        if (command.app->parsed()) return run(command);
+    return static_cast<int>(ik::ExitCode::usage);
 }

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "crypto/age.h"
+#include "cli/outcome.h"
 #include "ops/backup.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -91,8 +92,11 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
     sub->add_flag("--allow-weak-passphrase", flags->passphrase.allow_weak, "accept a passphrase under 12 characters");
     add_passphrase_options(sub, flags->passphrase);
     add_identity_option(sub, flags->identities);
+    add_json_flag(sub);
 
-    return {sub, [&global, flags] {
+    return {sub, [&global, flags, sub] {
+        if (flags->output == "-" && sub->count("--json") && !flags->check && !flags->info)
+            fail(ExitCode::usage, "backup: --json cannot share stdout with --output -");
         if (flags->info) {
             print(ops::inspect_backup(*flags->info));
             return 0;
@@ -103,11 +107,11 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
             print(report);
             return report.problems ? static_cast<int>(ExitCode::problems) : 0;
         }
-        ops::Installation inst = ops::open(global.target);
-        for (const auto& w : inst.config.warnings) out::warn("{}", w);
+        ops::Installation inst = open_installation(global);
         if (flags->check) {
             ops::Report report = ops::check_backup(inst, *flags->check, unlock_from(flags->identities, flags->passphrase));
             print(report);
+            json_fields()["problems"] = report.problems;
             return report.problems ? static_cast<int>(ExitCode::wrong_key) : 0;  // as restore says of the same backup
         }
         if (!flags->identities.empty()) fail(ExitCode::usage, "--identity opens a backup (--check, restore); to write one use --recipient");

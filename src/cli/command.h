@@ -29,6 +29,10 @@ struct Command {
     std::function<int()> run;
 };
 
+// Opens the installation the global options name and prints its config warnings: the one way
+// every command that works on an installation starts.
+ops::Installation open_installation(const GlobalOptions& global);
+
 // --passphrase-file, --passphrase-fd and --passphrase-command, shared by backup and restore.
 void add_passphrase_options(CLI::App* sub, passphrase::Source& source);
 // --identity FILE (repeatable), for opening age backups with a private key.

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
 #include "ops/backup.h"
 #include "util/error.h"
 #include "util/output.h"
@@ -27,17 +28,20 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
     sub->add_flag("--server-stopped", flags->options.server_stopped, "assert the Infra server is stopped");
     add_passphrase_options(sub, flags->passphrase);
     add_identity_option(sub, flags->identities);
+    add_json_flag(sub);
 
     return {sub, [&global, flags] {
         std::error_code ignored;
         if (std::filesystem::is_directory(flags->file, ignored))  // like --config DIR: a usage error, not a bad backup
             throw Error(ExitCode::usage, fmt::format("{} is a directory, not a backup file", flags->file),
                         "name the backup file inside it");
-        ops::Installation inst = ops::open(global.target);
+        ops::Installation inst = open_installation(global);
         flags->passphrase.allow_weak = true;  // the backup decides; a wrong one fails to decrypt
         flags->passphrase.stdin_taken = flags->file == "-";
+        flags->options.on_step = [](const std::string& line) { out::result("{}", line); };
         ops::Report report = ops::restore(inst, flags->file, unlock_from(flags->identities, flags->passphrase), flags->options);
-        for (const auto& line : report.lines) out::result("{}", line);
+        json_fields()["dry_run"] = flags->options.dry_run;
+        json_fields()["nothing_to_do"] = report.nothing_to_do;
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");
         return 0;
     }};

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
+#include "ops/key_slots.h"
 #include "ops/verify.h"
 #include "util/output.h"
 
@@ -26,11 +28,22 @@ void print_census(const ops::Census& census, const std::string& db_key_id) {
 Command add_status(CLI::App& app, const GlobalOptions& global) {
     auto* sub = app.add_subcommand("status", "Show the provider, root key, db key row, retained keys, Infra release and "
                                              "sealed values per column and key id");
+    add_json_flag(sub);
     return {sub, [&global] {
         ops::Installation inst = ops::open(global.target);
         ops::VerifyReport report = ops::verify(inst, ops::VerifyLevel::keys);
         for (const auto& w : report.warnings) out::warn("{}", w);
-        for (const auto& c : report.checks) out::result("{:<9} {}", c.name, c.detail);
+        json_fields()["checks"] = nlohmann::json::array();
+        for (const auto& c : report.checks) {
+            out::result("{:<9} {}", c.name, c.detail);
+            json_fields()["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"detail", c.detail}});
+        }
+        // Key copies a killed write left behind: no command needs them, and `status` says where.
+        json_fields()["stale_temp_files"] = nlohmann::json::array();
+        for (const auto& stale : ops::stale_temp_files(global.target)) {
+            out::result("{:<9} {} (a stale temp copy of a key; the next key change removes it)", "stale", stale);
+            json_fields()["stale_temp_files"].push_back(stale);
+        }
         if (report.error) throw *report.error;
         auto row = ops::require_db_key_row(inst.store());
         print_census(ops::census_by_key_id(inst, report.release), seal::to_hex(seal::key_id_of(row.encrypted)));

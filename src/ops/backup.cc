@@ -1,5 +1,6 @@
 #include "ops/backup.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -10,10 +11,12 @@
 #include <botan/hex.h>
 
 #include "crypto/fingerprint.h"
+#include "crypto/seal.h"
 #include "ops/db_key.h"
 #include "ops/guard.h"
 #include "ops/release.h"
 #include "ops/key_slots.h"
+#include "ops/pipeline.h"
 #include "providers/native.h"
 #include "util/error.h"
 #include "util/failpoint.h"
@@ -104,7 +107,12 @@ std::string fingerprint_or_none(const std::optional<SecretBytes>& key) {
 
 std::string read_backup_file(const std::string& path) {
     if (path == "-") return std::string(std::istreambuf_iterator<char>(std::cin), {});
-    auto text = files::read_text(path);
+    std::optional<std::string> text;
+    try {
+        text = files::read_text(path);
+    } catch (const files::FileError& e) {
+        throw Error(ExitCode::backup, e.what());
+    }
     if (!text) fail(ExitCode::backup, "backup file {} does not exist", path);
     return *text;
 }
@@ -159,8 +167,14 @@ Encrypted encrypt_proven(const backup::Metadata& meta, const backup::Contents& c
 backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
                                      const backup::Contents& contents, const BackupRecipients& to) {
     Encrypted file = encrypt_proven(meta, contents, to);
-    if (force) files::write_atomic(path, as_bytes(file.bytes), 0600);
-    else files::write_new(path, as_bytes(file.bytes), 0600);
+    try {
+        if (force) files::write_atomic(path, as_bytes(file.bytes), 0600);
+        else files::write_new(path, as_bytes(file.bytes), 0600);
+    } catch (const files::FileError& e) {
+        // An existing file is a refusal to overwrite it; anything else, the output we could not write.
+        throw Error(e.error_number() == EEXIST ? ExitCode::refused : ExitCode::backup, e.what(),
+                    e.error_number() == EEXIST ? "pass --force to replace it" : "");
+    }
     failpoint("backup-after-write");
     // Prove what is on disk, not what was in memory; with a passphrase, the way a restore opens it.
     backup::Unlock reopen = by_file_key(file.file_key);
@@ -269,98 +283,138 @@ Report inspect_backup(const std::string& path) {
     return report;
 }
 
-Report restore(Installation& inst, const std::string& path, const backup::Unlock& unlock, const RestoreOptions& options) {
-    refuse_if_rotation_interrupted(inst);
-    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
-    const backup::Contents& contents = opened.contents;
-    Report report;
-    report.lines.push_back(fmt::format("backup: {}, created {}; root key fingerprint {}", opened.meta.format,
-                                       opened.meta.created_at, fingerprint_or_none(contents.root_key)));
-    std::string verb = options.dry_run ? "would " : "";
+namespace {
 
-    // 1. The backup must fit the database before anything is written.
+// Where the backup's root key goes: the configured native key's slots (usage error otherwise).
+KeySlots restore_slots(Installation& inst) {
+    auto slots = key_slots(inst);
+    if (!slots) fail(ExitCode::usage, "the backup holds a native root key but the configured provider is {}", inst.provider->kind());
+    return *slots;
+}
+
+// Step 1: the backup must fit the database before anything is written. The live row, if any.
+std::optional<store::KeyRow> check_backup_fits(Installation& inst, const backup::Contents& contents,
+                                               const RestoreOptions& options) {
     store::KeyStore& store = inst.store(/*create=*/options.with_db_key);
-    refuse_what_the_release_cannot_run(inst);
     std::optional<store::KeyRow> live = store.has_key_table() ? store.live_key(db_key_name) : std::nullopt;
-    const backup::KeyRowCopy* saved = db_key_in(contents);
-    bool insert_rows = false;
     if (live) {
-        try {
-            unwrap_with_backup(inst, contents, live->encrypted);
-        } catch (const Error& e) {
-            if (e.code() != ExitCode::wrong_key) throw;
+        bool opens = contents.root_key ? providers::make_native_in_memory(*contents.root_key)->try_unwrap(live->encrypted).has_value()
+                                       : inst.provider->try_unwrap(live->encrypted).has_value();
+        if (!opens)
             throw Error(ExitCode::wrong_key,
                         fmt::format("the backup does not open dbkey row {} of {}; it belongs to another installation "
                                     "or an older wrapping. Nothing changed", live->id, store.describe()),
                         "check --config points at the right database, or use a newer backup");
-        }
-    } else {
-        if (!saved) fail(ExitCode::backup, "the backup holds no dbkey row");
-        if (!options.with_db_key)
-            throw Error(ExitCode::refused, fmt::format("{} has no dbkey row; not restoring one without --with-db-key",
-                                                       store.describe()),
-                        "pass --with-db-key to insert the backup's key rows");
-        unwrap_with_backup(inst, contents, saved->encrypted);  // proves the backup's own pair fits
-        insert_rows = true;
+        return live;
     }
+    const backup::KeyRowCopy* saved = db_key_in(contents);
+    if (!saved) fail(ExitCode::backup, "the backup holds no dbkey row");
+    if (!options.with_db_key)
+        throw Error(ExitCode::refused, fmt::format("{} has no dbkey row; not restoring one without --with-db-key",
+                                                   store.describe()),
+                    "pass --with-db-key to insert the backup's key rows");
+    unwrap_with_backup(inst, contents, saved->encrypted);  // proves the backup's own pair fits
+    return std::nullopt;
+}
 
-    if (insert_rows && !options.dry_run) require_server_stopped(inst, options.server_stopped);
+// Step 3: the key rows in one transaction, proven with the installed key before commit.
+void insert_key_rows(Installation& inst, const backup::Contents& contents, std::unique_ptr<store::Transaction> tx) {
+    const backup::KeyRowCopy* saved = db_key_in(contents);
+    store::KeyStore& store = inst.store();
+    if (tx->live_key(db_key_name)) fail(ExitCode::refused, "a dbkey row appeared in {} meanwhile; nothing written", store.describe());
+    for (const auto& row : contents.rows) tx->insert_key(row_of(row));
+    auto stored = tx->live_key(db_key_name);
+    if (!stored || inst.provider->unwrap(stored->encrypted) != unwrap_with_backup(inst, contents, saved->encrypted))
+        fail(ExitCode::database, "the restored dbkey row does not open with the configured root key; nothing committed");
+    failpoint("restore-before-commit");
+    tx->commit();
+}
 
-    // 2. The root key (native only: a remote provider keeps its own).
-    auto* native = native_of(inst);
+}  // namespace
+
+// Through the key-change pipeline: the same lock-and-check as rotate-root, the database lock held
+// while the key changes, and a failure before the rows commit puts the replaced key back.
+Report restore(Installation& inst, const std::string& path, const backup::Unlock& unlock, const RestoreOptions& options) {
+    // The server check waits until there is something to change: "nothing to do" is never refused.
+    ChangeLock lock = lock_and_check(inst, {/*server_stopped=*/true, false, 3 * seal::key_size});
+    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
+    const backup::Contents& contents = opened.contents;
+    Report report;
+    auto step = [&](std::string line) {
+        if (options.on_step) options.on_step(line);
+        report.lines.push_back(std::move(line));
+    };
+    step(fmt::format("backup: {}, created {}; root key fingerprint {}", opened.meta.format, opened.meta.created_at,
+                     fingerprint_or_none(contents.root_key)));
+    std::string verb = options.dry_run ? "would " : "";
+    refuse_what_the_release_cannot_run(inst);
+
+    std::optional<store::KeyRow> live = check_backup_fits(inst, contents, options);
+    bool insert_rows = !live;
+    std::optional<KeySlots> slots;
+    std::optional<SecretBytes> current;
     bool install_key = false;
     if (contents.root_key) {
-        if (!native) fail(ExitCode::usage, "the backup holds a native root key but the configured provider is {}", inst.provider->kind());
-        std::optional<SecretBytes> current = native->root_key_exists() ? std::optional(native->root_key()) : std::nullopt;
+        slots.emplace(restore_slots(inst));
+        current = slots->read(slots->key());
         if (current)
-            report.lines.push_back(fmt::format("root key: {} has fingerprint {}", native->describe(),
-                                               crypto::root_key_fingerprint(*current)));
+            step(fmt::format("root key: {} has fingerprint {}", slots->describe(slots->key()),
+                             crypto::root_key_fingerprint(*current)));
         if (current && *current == *contents.root_key) {
-            report.lines.push_back(fmt::format("root key: the backup's root key is already installed at {}", native->describe()));
+            step(fmt::format("root key: the backup's root key is already installed at {}",
+                                               slots->describe(slots->key())));
         } else if (current && !options.force) {
             throw Error(ExitCode::refused,
-                        fmt::format("a different root key exists at {}; not replacing it", native->describe()),
+                        fmt::format("a different root key exists at {}; not replacing it", slots->describe(slots->key())),
                         "pass --force to replace it (the current one is kept beside it)");
         } else {
             install_key = true;
         }
-        if (install_key && current) {
-            auto slots = key_slots(inst);
-            if (!slots) fail(ExitCode::internal, "no key slots for the native root key {}", native->describe());
-            std::string kept = slots->key() + ".replaced-" + utc_stamp();
-            report.lines.push_back(fmt::format("{}keep the replaced root key as {}", verb, slots->describe(kept)));
-            if (!options.dry_run) {
-                slots->create(kept, *current);
-                failpoint("restore-after-keep-replaced");
-            }
-        }
-        if (install_key) {
-            report.lines.push_back(fmt::format("{}install the backup's root key at {}", verb, native->describe()));
-            if (!options.dry_run) {
-                native->install_root_key(*contents.root_key);
-                failpoint("restore-after-install-key");
-            }
-        }
-    }
-
-    // 3. The key rows, in one transaction, proven with the installed key before commit.
-    if (insert_rows) {
-        report.lines.push_back(fmt::format("{}insert {} key rows from the backup into {}", verb, contents.rows.size(),
-                                           store.describe()));
-        if (!options.dry_run) {
-            if (!store.has_key_table()) store.create_key_table();
-            auto tx = store.begin_exclusive();
-            if (tx->live_key(db_key_name)) fail(ExitCode::refused, "a dbkey row appeared in {} meanwhile; nothing written", store.describe());
-            for (const auto& row : contents.rows) tx->insert_key(row_of(row));
-            auto stored = tx->live_key(db_key_name);
-            if (!stored || inst.provider->unwrap(stored->encrypted) != unwrap_with_backup(inst, contents, saved->encrypted))
-                fail(ExitCode::database, "the restored dbkey row does not open with the configured root key; nothing committed");
-            failpoint("restore-before-commit");
-            tx->commit();
-        }
     }
     report.nothing_to_do = !install_key && !insert_rows;
-    if (report.nothing_to_do) report.lines.push_back("restore: nothing to do: the backup's keys are already in place");
+    if (report.nothing_to_do) {
+        step("restore: nothing to do: the backup's keys are already in place");
+        return report;
+    }
+
+    // Plan, continued: nobody may use the database, and nobody else may change its keys meanwhile.
+    require_server_stopped(inst, options.server_stopped);
+    store::KeyStore& store = inst.store();
+    if (insert_rows && !store.has_key_table() && !options.dry_run) store.create_key_table();
+    std::optional<KeyChange> change;
+    std::unique_ptr<store::Transaction> tx;
+    if (live) change.emplace(begin_key_change(store, *live));
+    else if (store.has_key_table()) tx = store.begin_exclusive();
+
+    std::string kept = install_key && current ? slots->key() + ".replaced-" + utc_stamp() : "";
+    if (!kept.empty()) step(fmt::format("{}keep the replaced root key as {}", verb, slots->describe(kept)));
+    if (install_key)
+        step(fmt::format("{}install the backup's root key at {}", verb, slots->describe(slots->key())));
+    if (insert_rows)
+        step(fmt::format("{}insert {} key rows from the backup into {}", verb, contents.rows.size(),
+                                           store.describe()));
+    if (options.dry_run) return report;
+
+    // Stage, then commit.
+    std::optional<StagedKeys> keys;
+    if (slots) keys.emplace(*slots);
+    try {
+        if (!kept.empty()) {
+            keys->create(kept, *current);
+            failpoint("restore-after-keep-replaced");
+        }
+        if (install_key) {
+            keys->replace(slots->key(), *contents.root_key);
+            failpoint("restore-after-install-key");
+        }
+        if (insert_rows) insert_key_rows(inst, contents, std::move(tx));
+    } catch (const Error& e) {
+        tx.reset();
+        change.reset();
+        bool rows_committed = insert_rows && store.has_key_table() && store.live_key(db_key_name).has_value();
+        if (keys && !rows_committed) throw keys->undo(e);
+        throw;
+    }
     return report;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,6 +60,7 @@ struct RestoreOptions {
     bool force = false;        // replace a different root key (kept as PATH.replaced-<time>)
     bool with_db_key = false;  // insert the backup's key rows into a database that has none
     bool server_stopped = false;
+    std::function<void(const std::string&)> on_step;  // each step line as it happens
 };
 
 Report restore(Installation& inst, const std::string& path, const backup::Unlock& unlock, const RestoreOptions& options);

@@ -1,18 +1,46 @@
-// Checks every mutating command makes before it writes: no interrupted rotation, server stopped.
+// The lock-and-check sequence every command that changes keys goes through before it writes
+// (dry runs too, so they predict the refusal), and the check every other command makes.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "ops/installation.h"
+#include "util/lock_file.h"
 
 namespace ik::ops {
 
-// Throws ik::Error(interrupted) with the command to run when a rotation was cut short.
+// Exit 7 naming the holder while another process changes these keys ("in progress"); exit 8 when
+// a rotation was cut short and nothing holds the lock ("interrupted"), with the command that
+// finishes or drops it; a KEY.new that is no key is named as such.
 void refuse_if_rotation_interrupted(Installation& inst);
 
-// docs/infra-format.md §6: the server caches the wrapped db key and re-seals values with it, so keys must not
+// The server caches the wrapped db key and re-seals values with it, so keys must not
 // change under a running server. Throws ik::Error(refused) naming what uses the database,
 // unless the operator asserts with --server-stopped that nothing does.
 void require_server_stopped(Installation& inst, bool asserted_stopped);
+
+struct ChangeChecks {
+    bool server_stopped = false;  // --server-stopped: skip detecting the server
+    bool finishing = false;       // --resume / --abort: a rotation left behind is what we came for
+    size_t key_bytes = 0;         // what the change will write beside the key (0: no key files)
+};
+
+// Held for the whole key change: the key directory's lock (files only; a Kubernetes Secret guards
+// its own writes, and the database lock guards the rest).
+class ChangeLock {
+public:
+    ChangeLock() = default;
+    explicit ChangeLock(const std::string& directory) : lock_(std::make_unique<LockFile>(directory)) {}
+
+private:
+    std::unique_ptr<LockFile> lock_;
+};
+
+// In this order: lock the key directory (exit 7 naming the holder), refuse a rotation left behind
+// (unless finishing), refuse a running server, and prove the key directory can take `key_bytes`
+// (writable, free space: exit 3). Every key-changing command calls it before it writes.
+ChangeLock lock_and_check(Installation& inst, const ChangeChecks& checks);
 
 }  // namespace ik::ops

@@ -2,7 +2,11 @@
 
 #include <botan/system_rng.h>
 
+#include "crypto/random.h"
+#include "crypto/seal.h"
 #include "ops/db_key.h"
+#include "ops/key_slots.h"
+#include "ops/pipeline.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/failpoint.h"
@@ -32,16 +36,12 @@ void refuse_if_existing_row_unusable(Installation& inst, const store::KeyRow& ro
                     fmt::format("dbkey row {} exists but its root key does not: {}", row.id, inst.provider->describe()),
                     "restore the root key with `infra-keys restore BACKUP`; creating a new one would lose every "
                     "encrypted value");
-    try {
-        open_db_key(*inst.provider, row);
-    } catch (const Error& e) {
-        if (e.code() != ExitCode::wrong_key) throw;
+    if (!inst.provider->try_unwrap(row.encrypted))
         throw Error(ExitCode::wrong_key,
                     fmt::format("dbkey row {} is not wrapped by the configured root key ({}); refusing to "
                                 "re-initialise", row.id, inst.provider->describe()),
                     "this is the wrong root key: restore the right one (`infra-keys restore`) or point "
                     "dbEncryptionKey at it");
-    }
 }
 
 bool uses_sqlite(const Installation& inst) { return !inst.config.uses_postgres() && !inst.db_url; }
@@ -59,6 +59,38 @@ void refuse_if_not_infra(store::KeyStore& store) {
                 fmt::format("{} is not an Infra database (none of the Infra server's tables); refusing to add "
                             "encryption_keys to it", store.describe()),
                 "check dbFile in the config; for a new installation name a file that does not exist yet");
+}
+
+// The one transaction: a new db key wrapped by the root key, read back before it commits.
+void insert_db_key_row(Installation& inst, store::KeyStore& store) {
+    auto tx = store.begin_exclusive();
+    if (tx->live_key(db_key_name)) fail(ExitCode::refused, "a dbkey row appeared in {} while init ran; run init again", store.describe());
+    providers::DbKey db_key = inst.provider->generate_db_key();
+    store::KeyRow row;
+    row.id = random_positive(0x7fffffffffffffffULL);
+    row.key_id = random_positive(0x7fffffffULL);
+    row.name = db_key_name;
+    row.encrypted = db_key.wrapped;
+    row.algorithm = inst.provider->algorithm();
+    row.root_key_id = inst.provider->root_key_id();
+    row.created_at = row.updated_at = store::now_timestamp();
+    tx->insert_key(row);
+
+    // Verify before commit: the row as stored must unwrap to the key we generated.
+    auto stored = tx->live_key(db_key_name);
+    if (!stored || inst.provider->unwrap(stored->encrypted) != db_key.plaintext)
+        fail(ExitCode::database, "the dbkey row written to {} does not read back; nothing committed", store.describe());
+    failpoint("init-before-commit");
+    tx->commit();
+}
+
+// Read back after a failure: a dbkey row there (or a database we cannot read) means keep the key.
+bool store_has_db_key(store::KeyStore& store) {
+    try {
+        return store.has_key_table() && store.live_key(db_key_name).has_value();
+    } catch (const Error&) {
+        return true;
+    }
 }
 
 }  // namespace
@@ -95,29 +127,22 @@ InitPlan plan_init(Installation& inst) {
 void apply_init(Installation& inst, const InitPlan& plan) {
     if (plan.nothing_to_do()) return;
     store::KeyStore& store = inst.store(/*create=*/true);
-    if (plan.create_root_key) inst.provider->create_root_key();
-    failpoint("init-after-root-key");
-    if (plan.create_key_table) store.create_key_table();
-
-    auto tx = store.begin_exclusive();
-    if (tx->live_key(db_key_name)) fail(ExitCode::refused, "a dbkey row appeared in {} while init ran; run init again", store.describe());
-    providers::DbKey db_key = inst.provider->generate_db_key();
-    store::KeyRow row;
-    row.id = random_positive(0x7fffffffffffffffULL);
-    row.key_id = random_positive(0x7fffffffULL);
-    row.name = db_key_name;
-    row.encrypted = db_key.wrapped;
-    row.algorithm = inst.provider->algorithm();
-    row.root_key_id = inst.provider->root_key_id();
-    row.created_at = row.updated_at = store::now_timestamp();
-    tx->insert_key(row);
-
-    // Verify before commit: the row as stored must unwrap to the key we generated.
-    auto stored = tx->live_key(db_key_name);
-    if (!stored || inst.provider->unwrap(stored->encrypted) != db_key.plaintext)
-        fail(ExitCode::database, "the dbkey row written to {} does not read back; nothing committed", store.describe());
-    failpoint("init-before-commit");
-    tx->commit();
+    // Stage: a native root key created here is taken back if the dbkey row does not commit.
+    auto slots = key_slots(inst);
+    std::optional<StagedKeys> keys;
+    if (slots) keys.emplace(*slots);
+    try {
+        if (plan.create_root_key) {
+            if (keys) keys->create(slots->key(), crypto::random_key(seal::key_size));
+            else inst.provider->create_root_key();
+        }
+        failpoint("init-after-root-key");
+        if (plan.create_key_table) store.create_key_table();
+        insert_db_key_row(inst, store);
+    } catch (const Error& e) {
+        if (keys && !store_has_db_key(store)) throw keys->undo(e);
+        throw;
+    }
 }
 
 }  // namespace ik::ops

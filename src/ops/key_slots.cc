@@ -7,7 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "secrets/builtin.h"
+#include "util/error.h"
+
 
 namespace ik::ops {
 namespace {
@@ -26,24 +27,42 @@ std::vector<std::string> KeySlots::retained() {
     return out;
 }
 
-void KeySlots::remove_stale_temp_files() {
-    for (const auto& name : storage_.names_with_prefix(key_ + "."))
-        if (name.find(".tmp-") != std::string::npos) storage_.remove(name);
+std::vector<std::string> KeySlots::stale_temp_files() {
+    std::vector<std::string> out;
+    for (auto& name : storage_.names_with_prefix(key_ + "."))
+        if (name.find(".tmp-") != std::string::npos) out.push_back(std::move(name));
+    return out;
+}
+
+std::vector<std::string> KeySlots::remove_stale_temp_files() {
+    auto stale = stale_temp_files();
+    for (const auto& name : stale) storage_.remove(name);
+    return stale;
 }
 
 std::optional<std::string> KeySlots::lock_directory() const {
-    auto* file = dynamic_cast<secrets::FileStorage*>(&storage_);
+    auto file = storage_.file_of(key_);
     if (!file) return std::nullopt;
-    std::string dir = std::filesystem::path(file->path_of(key_)).parent_path().string();
+    std::string dir = std::filesystem::path(*file).parent_path().string();
     return dir.empty() ? "." : dir;
 }
 
 std::optional<KeySlots> key_slots(Installation& inst) {
-    const auto provider = inst.config.active_provider();
-    if (provider.kind != "native") return std::nullopt;
-    auto* native = dynamic_cast<providers::NativeProvider*>(inst.provider.get());
-    if (!native) return std::nullopt;
-    return KeySlots(inst.secrets->named(provider.get("secretprovider", "file")), native->root_key_id());
+    secrets::SecretStorage* storage = inst.provider->key_storage();
+    if (!storage) return std::nullopt;
+    return KeySlots(*storage, inst.provider->root_key_id());
+}
+
+std::vector<std::string> stale_temp_files(const Target& target) {
+    std::vector<std::string> out;
+    try {
+        Installation inst = open(target);
+        if (auto slots = key_slots(inst))
+            for (const auto& name : slots->stale_temp_files()) out.push_back(slots->describe(name));
+    } catch (const Error&) {
+        // status reports why the installation does not open through its other checks
+    }
+    return out;
 }
 
 std::string utc_stamp() {

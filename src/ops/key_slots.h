@@ -34,10 +34,14 @@ public:
     // Claims a slot: ik::Error(refused) if something is there already.
     void create(const std::string& slot, const SecretBytes& key) { storage_.create(slot, key); }
     void remove(const std::string& slot) { storage_.remove(slot); }
+    // Replaces what `slot` holds (a file keeps its owner, group and mode).
+    void set(const std::string& slot, const SecretBytes& key) { storage_.set(slot, key); }
     // KEY.new over KEY, atomically where the storage can.
     void install_next() { storage_.rename(next(), key_); }
-    // Temp files of a key-file write killed half-way (none in other storages).
-    void remove_stale_temp_files();
+    // Temp files of a key-file write killed half-way (none in other storages): key copies nobody
+    // knows about, swept by every command that writes keys and listed by `status`.
+    std::vector<std::string> stale_temp_files();
+    std::vector<std::string> remove_stale_temp_files();  // returns what it removed
 
     // The native provider whose root key is `slot`.
     std::unique_ptr<providers::NativeProvider> provider(const std::string& slot) const {
@@ -54,6 +58,10 @@ private:
 
 // The slots when the configured provider is native (over files or Kubernetes); nullopt otherwise.
 std::optional<KeySlots> key_slots(Installation& inst);
+
+// Where the stale temp files beside the configured native key are ("file /…/key.tmp-1a2b3c4d");
+// none for other providers or an installation that cannot be opened.
+std::vector<std::string> stale_temp_files(const Target& target);
 
 // "20261129T071516.123456Z": sorts by time, and fits in file names and Secret data keys.
 std::string utc_stamp();

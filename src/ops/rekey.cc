@@ -147,3 +147,4 @@ std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& s
 }
 
 }  // namespace ik::ops
+

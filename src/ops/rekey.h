@@ -63,3 +63,4 @@ RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current);
 std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& store);
 
 }  // namespace ik::ops
+

@@ -4,14 +4,16 @@
 
 #include "ops/db_key.h"
 #include "ops/guard.h"
+#include "crypto/random.h"
+#include "crypto/seal.h"
 #include "ops/key_slots.h"
+#include "ops/pipeline.h"
 #include "ops/rekey.h"
 #include "ops/release.h"
 #include "providers/native.h"
 #include "secrets/kubeconfig.h"
 #include "util/error.h"
 #include "util/failpoint.h"
-#include "util/lock_file.h"
 
 namespace ik::ops {
 namespace {
@@ -40,15 +42,11 @@ std::vector<Candidate> candidates(Installation& inst, const RewrapOptions& optio
 }
 
 // Whether `provider` opens the row. During a migration the row may be another provider's
-// wrapping, which a native key cannot even parse (database) and a remote one rejects (wrong_key):
-// both mean "not this key". Unreachable providers are errors.
+// wrapping, which is "not this key" as much as another key's. Unreachable providers are errors.
 std::optional<OpenDbKey> try_open(providers::RootKeyProvider& provider, const store::KeyRow& row) {
-    try {
-        return open_db_key(provider, row);
-    } catch (const Error& e) {
-        if (e.code() != ExitCode::wrong_key && e.code() != ExitCode::database) throw;
-        return std::nullopt;
-    }
+    auto key = provider.try_unwrap(row.encrypted);
+    if (!key) return std::nullopt;
+    return OpenDbKey{row, std::move(*key), seal::key_id_of(row.encrypted)};
 }
 
 // The first candidate that opens the row.
@@ -62,16 +60,26 @@ bool configured_opens(Installation& inst, const store::KeyRow& row) {
     return inst.provider->root_key_exists() && try_open(*inst.provider, row).has_value();
 }
 
+// Whether the live row changed since `before`: a commit happened (or we cannot tell, so assume it).
+bool committed_under(Installation& inst, const store::KeyRow& before) {
+    try {
+        auto row = inst.store().live_key(db_key_name);
+        return !row || row->encrypted != before.encrypted;
+    } catch (const Error&) {
+        return true;  // cannot tell: keep what was written
+    }
+}
+
 }  // namespace
 
 RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
-    refuse_if_rotation_interrupted(inst);
     refuse_what_the_release_cannot_run(inst);
-    std::optional<LockFile> lock;
-    if (auto slots = key_slots(inst))
-        if (auto dir = slots->lock_directory()) lock.emplace(*dir);
+    auto slots = key_slots(inst);
+    // The server check waits until there is something to change: "nothing to do" is never refused.
+    ChangeLock lock = lock_and_check(inst, {/*server_stopped=*/true, false, slots ? 2 * seal::key_size : 0});
 
     RewrapResult result;
+    result.lines.on_line = options.on_step;
     store::KeyRow row = require_db_key_row(inst.store());
     if (configured_opens(inst, row)) {
         result.nothing_to_do = true;
@@ -84,8 +92,7 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     if (!found) {
         // A remote root key we cannot use (KMS: missing or disabled) is the provider's trouble,
         // not a wrong key: say so rather than ask for another key.
-        if (inst.provider->kind() != "native" && !inst.provider->root_key_exists())
-            throw root_key_missing(*inst.provider);
+        if (!inst.provider->key_storage() && !inst.provider->root_key_exists()) throw root_key_missing(*inst.provider);
         std::string tried = "the configured key";
         for (const auto& c : list) tried += ", " + c.name;
         throw Error(ExitCode::wrong_key, fmt::format("no key opens dbkey row {}; tried {}", row.id, tried),
@@ -94,26 +101,43 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     auto& [source, current] = *found;
     result.lines.push_back(fmt::format("dbkey row {} opens with {}", row.id, source));
 
+    // Plan: everything that can refuse, before anything is written.
+    require_server_stopped(inst, options.server_stopped);
+    RekeyPlan plan = plan_rekey(inst.store(), current);
+    refuse_blocking_values(plan, inst.store().describe());
+    KeyChange change = begin_key_change(inst.store(), row);  // before a root key is created
     bool create_root_key = !inst.provider->root_key_exists();
+    std::string verb = options.dry_run ? "would " : "";
     if (options.dry_run) {
         if (create_root_key) result.lines.push_back(fmt::format("would create root key: {}", inst.provider->describe()));
         result.lines.push_back(fmt::format("would re-wrap it under {} in one transaction, re-keying:", inst.provider->describe()));
-        for (const auto& [column, count] : values_to_rekey(inst.store()))
+        for (const auto& [column, count] : plan.values_by_column)
             result.lines.push_back(fmt::format("  {} values in {}", count, column));
         return result;
     }
-    require_server_stopped(inst, options.server_stopped);
-    KeyChange change = begin_key_change(inst.store(), row);  // before a root key is created
-    if (create_root_key) {
-        inst.provider->create_root_key();
-        result.lines.push_back(fmt::format("created root key: {}", inst.provider->describe()));
-        failpoint("rewrap-after-create-root-key");
+
+    // Stage: a native root key created here is taken back if the commit does not happen.
+    std::optional<StagedKeys> keys;
+    if (slots) keys.emplace(*slots);
+    try {
+        if (create_root_key) {
+            if (keys) keys->create(slots->key(), crypto::random_key(seal::key_size));
+            else inst.provider->create_root_key();
+            result.lines.push_back(fmt::format("created root key: {}", inst.provider->describe()));
+            failpoint("rewrap-after-create-root-key");
+        }
+        NewWrapping next{inst.provider->wrap(current.plaintext), inst.provider->algorithm(), inst.provider->root_key_id()};
+        RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
+                                           [&](ByteView w) { return inst.provider->unwrap(w); }, "rewrap");
+        result.values = counts.values;
+        result.lines.push_back(fmt::format("dbkey row {} re-wrapped under {}; {} encrypted values re-keyed", row.id,
+                                           inst.provider->describe(), counts.values));
+    } catch (const Error& e) {
+        change.tx.reset();
+        // Read back, never assume: a row the new key opens has committed, and its key must stay.
+        if (keys && !committed_under(inst, row)) throw keys->undo(e);
+        throw;
     }
-    NewWrapping next{inst.provider->wrap(current.plaintext), inst.provider->algorithm(), inst.provider->root_key_id()};
-    RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
-                                       [&](ByteView w) { return inst.provider->unwrap(w); }, "rewrap");
-    result.lines.push_back(fmt::format("dbkey row {} re-wrapped under {}; {} encrypted values re-keyed", row.id,
-                                       inst.provider->describe(), counts.values));
     return result;
 }
 

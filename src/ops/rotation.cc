@@ -1,56 +1,71 @@
 #include "ops/rotation.h"
 
 #include "crypto/random.h"
+#include "crypto/seal.h"
 #include "ops/db_key.h"
 #include "ops/guard.h"
 #include "ops/key_slots.h"
+#include "ops/pipeline.h"
 #include "ops/rekey.h"
 #include "ops/release.h"
 #include "ops/verify.h"
-#include "providers/awskms.h"
-#include "providers/native.h"
-#include "providers/vault.h"
 #include "util/error.h"
 #include "util/failpoint.h"
-#include "util/lock_file.h"
 
 // The order of a native rotation (K = the configured root key's slot, see key_slots.h):
-//   0. take the database's exclusive lock (begin_key_change), held until 3 commits
+//   plan  lock the key directory, check the server, census the values, take the database's
+//         exclusive lock (begin_key_change), held until 3 commits
 //   1. create K.new with a new key (a file: temp, fsync, rename, fsync dir)   failpoint rotate-after-write-new-key
 //   2. keep the old key as K.<stamp>.retired                                  failpoint rotate-after-retain
 //   3. one transaction: dbkey row re-wrapped by K.new, every value re-keyed  failpoints rotate-before/after-commit
 //   4. move K.new over K (rename(2), or one conditional Secret write)        failpoint rotate-after-install
-// Before 3 commits the row opens with K; after, with K.new until 4, then with K. A leftover K.new
-// is what every command detects, and --resume finishes from whichever of the two opens the row.
+// Before 3 commits the row opens with K; after, with K.new until 4, then with K. A failure before
+// 3 commits removes what 1 and 2 wrote; a kill leaves K.new, which every command detects, and
+// --resume finishes from whichever of the two opens the row (--abort drops it if K still does).
 //
-// Remote providers keep no key material here, so they have no intermediate state to resume: the
+// Providers that rotate in place keep no key material here, so they have nothing to stage: the
 // row is re-wrapped inside the provider and committed by step 3 alone; until it commits, the old
 // wrapping still opens (Vault keeps old key versions, KMS keeps the old key).
 
 namespace ik::ops {
 namespace {
 
+// Everything a key change writes beside the key: a temp file, the new key and a retained copy.
+constexpr size_t staged_key_bytes = 3 * seal::key_size;
+
 bool opens(providers::RootKeyProvider& provider, const store::KeyRow& row) {
-    try {
-        provider.unwrap(row.encrypted);
-        return true;
-    } catch (const Error& e) {
-        if (e.code() == ExitCode::wrong_key) return false;
-        throw;
-    }
+    return provider.try_unwrap(row.encrypted).has_value();
 }
 
-void add_rekey_plan(Installation& inst, const store::KeyRow& row, RotateResult& result) {
-    result.lines.push_back(fmt::format("re-wrap dbkey row {} in {} in one transaction, re-keying:", row.id,
-                                       inst.store().describe()));
-    for (const auto& [column, count] : values_to_rekey(inst.store()))
+// Plan: the census and what would block it, then the database's exclusive lock: a second writer,
+// or a database that cannot take a write transaction, refuses here with nothing written.
+KeyChange plan_key_change(Installation& inst, const OpenDbKey& current, RotateResult& result) {
+    RekeyPlan plan = plan_rekey(inst.store(), current);
+    refuse_blocking_values(plan, inst.store().describe());
+    KeyChange change = begin_key_change(inst.store(), current.row);
+    result.values = plan.values;
+    result.lines.push_back(fmt::format("re-wrap dbkey row {} in {} in one transaction, re-keying {} values:",
+                                       current.row.id, inst.store().describe(), plan.values));
+    for (const auto& [column, count] : plan.values_by_column)
         result.lines.push_back(fmt::format("  {} values in {}", count, column));
+    return change;
+}
+
+RotateResult new_result(const RotateOptions& options) {
+    RotateResult result;
+    result.lines.on_line = options.on_step;
+    return result;
+}
+
+void sweep_temp_files(KeySlots& slots, RotateResult& result) {
+    for (const auto& stale : slots.remove_stale_temp_files())
+        result.lines.push_back(fmt::format("removed the stale temp file {}", slots.describe(stale)));
 }
 
 // --- native: files or Kubernetes, through the same slots ---------------------------------------
 
 // Step 2: the old key must survive step 4. Idempotent: a retained copy of K counts.
-void retain_old_key(KeySlots& slots, RotateResult& result) {
+void retain_old_key(KeySlots& slots, StagedKeys& staged, RotateResult& result) {
     auto current = slots.read(slots.key());
     if (!current) {
         result.lines.push_back(fmt::format("no previous root key at {} to retain", slots.describe(slots.key())));
@@ -62,23 +77,52 @@ void retain_old_key(KeySlots& slots, RotateResult& result) {
             return;
         }
     std::string retired = slots.retired(utc_stamp());
-    slots.create(retired, *current);
+    staged.create(retired, *current);
     result.lines.push_back(fmt::format("previous root key retained as {}", slots.describe(retired)));
     failpoint("rotate-after-retain");
 }
 
-// Steps 2–3, from a new key already durable in K.new and a row that opens with K.
-void finish_from_old_wrapping(Installation& inst, KeySlots& slots, KeyChange& change, const store::KeyRow& row,
-                              RotateResult& result) {
-    auto old_key = slots.provider(slots.key());
+// Step 3, from a new key already durable in K.new and a row that opens with K.
+void commit_new_wrapping(Installation& inst, KeySlots& slots, KeyChange& change, const OpenDbKey& current,
+                         RotateResult& result) {
     auto new_key = slots.provider(slots.next());
-    OpenDbKey current = open_db_key(*old_key, row);
-    retain_old_key(slots, result);
-    NewWrapping next{new_key->wrap(current.plaintext), new_key->algorithm(), row.root_key_id};
+    NewWrapping next{new_key->wrap(current.plaintext), new_key->algorithm(), current.row.root_key_id};
     RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                        [&](ByteView w) { return new_key->unwrap(w); }, "rotate");
-    result.lines.push_back(fmt::format("dbkey row {} re-wrapped by the new root key; {} encrypted values re-keyed", row.id,
-                                       counts.values));
+    result.values = counts.values;
+    result.lines.push_back(fmt::format("dbkey row {} re-wrapped by the new root key; {} encrypted values re-keyed",
+                                       current.row.id, counts.values));
+}
+
+// The error for a failure during stage or commit. Whether the commit happened is read back, not
+// guessed: the row that opens with K.new means it did (then K.new must stay for --resume).
+Error after_failure(Installation& inst, KeySlots& slots, StagedKeys& staged, KeyChange& change, const Error& cause) {
+    change.tx.reset();  // roll back, and let go of the database lock before reading the row again
+    std::optional<bool> committed;
+    try {
+        auto row = inst.store().live_key(db_key_name);
+        auto next = slots.read(slots.next());
+        committed = row && next && next->size() == seal::key_size && opens(*slots.provider(slots.next()), *row);
+    } catch (const Error&) {
+    }
+    if (committed == false) return staged.undo(cause);
+    staged.keep();
+    return Error(cause.code(),
+                 fmt::format("{}; {}", cause.what(),
+                             committed ? "the new wrapping had committed" : "cannot tell whether the new wrapping committed"),
+                 "run `infra-keys rotate-root --resume` to finish (or `--abort` if it did not commit)");
+}
+
+// Runs stage and commit; whatever stops them is reported by after_failure.
+template <typename StageAndCommit>
+void staged(Installation& inst, KeySlots& slots, StagedKeys& keys, KeyChange& change, StageAndCommit&& run) {
+    try {
+        run();
+    } catch (const Error& e) {
+        throw after_failure(inst, slots, keys, change, e);
+    } catch (const std::exception& e) {
+        throw after_failure(inst, slots, keys, change, Error(ExitCode::internal, fmt::format("internal error: {}", e.what())));
+    }
 }
 
 // Step 4.
@@ -88,14 +132,37 @@ void install_new_key(KeySlots& slots, RotateResult& result) {
     result.lines.push_back(fmt::format("new root key installed at {}", slots.describe(slots.key())));
 }
 
-RotateResult resume_native(Installation& inst, KeySlots& slots, KeyChange& change, const store::KeyRow& row) {
-    RotateResult result;
+// --resume of a rotation whose commit had not happened: the new key it wrote is committed now.
+void finish_uncommitted(Installation& inst, KeySlots& slots, const store::KeyRow& row, RotateResult& result) {
+    OpenDbKey current = open_db_key(*slots.provider(slots.key()), row);
+    KeyChange change = plan_key_change(inst, current, result);
+    StagedKeys keys(slots);
+    staged(inst, slots, keys, change, [&] {
+        retain_old_key(slots, keys, result);
+        commit_new_wrapping(inst, slots, change, current, result);
+    });
+}
+
+// Where --resume and --abort start: stale temp files swept, then the new key a rotation left, if any.
+std::optional<SecretBytes> left_behind(KeySlots& slots, RotateResult& result, const char* what) {
+    sweep_temp_files(slots, result);
     auto next = slots.read(slots.next());
     if (!next) {
         result.nothing_to_do = true;
-        result.lines.push_back("rotate-root: nothing to resume: no interrupted rotation found");
-        return result;
+        result.lines.push_back(fmt::format("rotate-root: nothing to {}: no interrupted rotation found", what));
     }
+    return next;
+}
+
+RotateResult resume_native(Installation& inst, KeySlots& slots, const store::KeyRow& row, const RotateOptions& options) {
+    RotateResult result = new_result(options);
+    auto next = left_behind(slots, result, "resume");
+    if (!next) return result;
+    if (next->size() != seal::key_size)
+        throw Error(ExitCode::interrupted,
+                    fmt::format("{} is not a root key ({} bytes): nothing to resume", slots.describe(slots.next()),
+                                next->size()),
+                    "remove it with `infra-keys rotate-root --abort`");
     // A storage without an atomic move may have died between copying K.new to K and deleting it.
     if (slots.read(slots.key()) == next) {
         slots.remove(slots.next());
@@ -105,10 +172,12 @@ RotateResult resume_native(Installation& inst, KeySlots& slots, KeyChange& chang
     }
     if (opens(*slots.provider(slots.next()), row)) {
         result.lines.push_back("the interrupted rotation had committed; finishing it");
-        retain_old_key(slots, result);
+        StagedKeys staged(slots);
+        retain_old_key(slots, staged, result);
+        staged.keep();
     } else if (opens(*slots.provider(slots.key()), row)) {
         result.lines.push_back("the interrupted rotation had not committed; completing it with the new key it wrote");
-        finish_from_old_wrapping(inst, slots, change, row, result);
+        finish_uncommitted(inst, slots, row, result);
     } else {
         fail(ExitCode::wrong_key, "neither {} nor {} unwraps dbkey row {}; not touching anything",
              slots.describe(slots.key()), slots.describe(slots.next()), row.id);
@@ -118,136 +187,118 @@ RotateResult resume_native(Installation& inst, KeySlots& slots, KeyChange& chang
     return result;
 }
 
+// --abort: the rotation never committed, so its new key and its copy of the old one go.
+RotateResult abort_native(Installation& inst, KeySlots& slots, const store::KeyRow& row, const RotateOptions& options) {
+    RotateResult result = new_result(options);
+    auto next = left_behind(slots, result, "abort");
+    if (!next) return result;
+    if (next->size() == seal::key_size && opens(*slots.provider(slots.next()), row))
+        throw Error(ExitCode::refused,
+                    fmt::format("the interrupted rotation committed: dbkey row {} in {} opens only with {}; it cannot be "
+                                "dropped", row.id, inst.store().describe(), slots.describe(slots.next())),
+                    "run `infra-keys rotate-root --resume` to finish it");
+    if (options.dry_run) {
+        result.lines.push_back(fmt::format("remove {}", slots.describe(slots.next())));
+        return result;
+    }
+    auto current = slots.read(slots.key());
+    for (const auto& retired : slots.retained())
+        if (current && slots.read(retired) == current) {
+            slots.remove(retired);
+            result.lines.push_back(fmt::format("removed {}, the copy the rotation kept of the current key",
+                                               slots.describe(retired)));
+        }
+    slots.remove(slots.next());
+    result.lines.push_back(fmt::format("removed {}; the rotation that never committed is dropped",
+                                       slots.describe(slots.next())));
+    return result;
+}
+
 RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOptions& options) {
     if (options.to_key_id) fail(ExitCode::usage, "--to-key-id applies to the awskms provider only");
-    std::optional<LockFile> lock;
-    if (auto dir = slots.lock_directory()) lock.emplace(*dir);
+    ChangeLock lock = lock_and_check(inst, {options.server_stopped, options.resume || options.abort, staged_key_bytes});
     store::KeyRow row = require_db_key_row(inst.store());
-    // The database lock is taken before anything is checked or written: the flock guards only key
-    // files, this guards the installation wherever its keys are (Kubernetes, or another
-    // operator's copy of the key file), so a second rotation stops at once with nothing written.
-    std::optional<KeyChange> change;
-    if (!options.dry_run) {
-        require_server_stopped(inst, options.server_stopped);
-        change.emplace(begin_key_change(inst.store(), row));
-        slots.remove_stale_temp_files();
-    }
-    if (options.resume) return resume_native(inst, slots, *change, row);
+    if (options.resume) return resume_native(inst, slots, row, options);
+    if (options.abort) return abort_native(inst, slots, row, options);
 
-    refuse_if_rotation_interrupted(inst);
-    open_db_key(*inst.provider, row);  // the configured key must open it before we start
-
-    RotateResult result;
+    RotateResult result = new_result(options);
+    OpenDbKey current = open_db_key(*inst.provider, row);  // the configured key must open it before we start
     if (options.dry_run) {
         result.lines.push_back(fmt::format("write a new 32-byte root key to {}", slots.describe(slots.next())));
         result.lines.push_back(fmt::format("retain the current root key as {}", slots.describe(slots.retired("<time>"))));
-        add_rekey_plan(inst, row, result);
+        plan_key_change(inst, current, result);
         result.lines.push_back(fmt::format("move {} to {}", slots.describe(slots.next()), slots.describe(slots.key())));
         return result;
     }
-    slots.create(slots.next(), crypto::random_key());
-    failpoint("rotate-after-write-new-key");
-    result.lines.push_back(fmt::format("new root key written to {}", slots.describe(slots.next())));
-    finish_from_old_wrapping(inst, slots, *change, row, result);
+    KeyChange change = plan_key_change(inst, current, result);
+    sweep_temp_files(slots, result);
+    StagedKeys keys(slots);
+    staged(inst, slots, keys, change, [&] {
+        keys.create(slots.next(), crypto::random_key());
+        failpoint("rotate-after-write-new-key");
+        result.lines.push_back(fmt::format("new root key written to {}", slots.describe(slots.next())));
+        retain_old_key(slots, keys, result);
+        commit_new_wrapping(inst, slots, change, current, result);
+    });
+    keys.keep();
     install_new_key(slots, result);
     result.kept_old_key = true;
     return result;
 }
 
-// --- remote providers -----------------------------------------------------------------------
+// --- providers that rotate in place ---------------------------------------------------------
 
-RotateResult nothing_to_resume(const std::string& kind) {
-    RotateResult result;
+RotateResult nothing_to_resume(const std::string& kind, const RotateOptions& options) {
+    RotateResult result = new_result(options);
     result.nothing_to_do = true;
-    result.lines.push_back(fmt::format("rotate-root: nothing to resume: a {} rotation commits in one transaction, "
+    result.lines.push_back(fmt::format("rotate-root: nothing to {}: a {} rotation commits in one transaction, "
                                        "so none can be left half-way",
-                                       kind));
+                                       options.abort ? "abort" : "resume", kind));
     return result;
 }
 
-// Vault: a new transit key version, then Vault's own rewrap of the row to it; the db key is
-// decrypted only to prove each re-keyed value still opens (commit_rewrap).
-RotateResult rotate_vault(Installation& inst, providers::VaultProvider& vault, const RotateOptions& options) {
-    if (options.to_key_id) fail(ExitCode::usage, "--to-key-id applies to the awskms provider only");
-    if (options.resume) return nothing_to_resume("vault");
+RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& rotation, const RotateOptions& options) {
+    if (options.resume || options.abort) return nothing_to_resume(inst.provider->kind(), options);
+    ChangeLock lock = lock_and_check(inst, {options.server_stopped, false, 0});
     store::KeyRow row = require_db_key_row(inst.store());
-    OpenDbKey current = open_db_key(vault, row);
-    RotateResult result;
-    if (options.dry_run) {
-        auto info = vault.read_key();
-        result.lines.push_back(fmt::format("rotate {} to version {}", vault.describe(), info.latest_version + 1));
-        result.lines.push_back("re-wrap the dbkey row to that version inside Vault (rewrap)");
-        add_rekey_plan(inst, row, result);
-        return result;
-    }
-    require_server_stopped(inst, options.server_stopped);
-    KeyChange change = begin_key_change(inst.store(), row);  // before Vault adds a key version
-    vault.rotate_key();
-    auto info = vault.read_key();
-    result.lines.push_back(fmt::format("{} rotated to version {}", vault.describe(), info.latest_version));
-    failpoint("rotate-after-provider-rotate");
-    NewWrapping next{vault.rewrap(row.encrypted), vault.algorithm(), vault.root_key_id()};
-    RekeyCounts counts =
-        commit_rewrap(change, inst.store(), current, next, [&](ByteView w) { return vault.unwrap(w); }, "rotate");
-    result.lines.push_back(fmt::format("dbkey row {} re-wrapped by key version {}; {} encrypted values re-keyed", row.id,
-                                       info.latest_version, counts.values));
-    result.lines.push_back(fmt::format("older versions still decrypt until min_decryption_version (now {}) is raised "
-                                       "in Vault",
-                                       info.min_decryption_version));
-    return result;
-}
+    OpenDbKey current = open_db_key(*inst.provider, row);
+    RotateResult result = new_result(options);
+    for (auto& line : rotation.plan()) result.lines.push_back(std::move(line));
+    KeyChange change = plan_key_change(inst, current, result);  // before the provider adds a key version
+    if (options.dry_run) return result;
 
-// AWS KMS: ReEncrypt inside KMS, to the same key (which picks up KMS's own key rotation) or to
-// --to-key-id; the server config must then name the new key, which we cannot edit for it.
-RotateResult rotate_awskms(Installation& inst, providers::AwsKmsProvider& kms, const RotateOptions& options) {
-    if (options.resume) return nothing_to_resume("awskms");
-    std::string destination = options.to_key_id.value_or(kms.root_key_id());
-    bool moves = destination != kms.root_key_id();
-    auto target = kms.for_key(destination);
-    store::KeyRow row = require_db_key_row(inst.store());
-    OpenDbKey current = open_db_key(kms, row);
-    RotateResult result;
-    if (options.dry_run) {
-        result.lines.push_back(fmt::format("re-encrypt the dbkey row inside KMS under {}", target->describe()));
-        add_rekey_plan(inst, row, result);
-        return result;
-    }
-    require_server_stopped(inst, options.server_stopped);
-    KeyChange change = begin_key_change(inst.store(), row);
-    NewWrapping next{kms.reencrypt(row.encrypted, destination), kms.algorithm(), destination};
+    providers::Rewrapped next = rotation.rewrap(row.encrypted);
+    for (auto& line : next.lines) result.lines.push_back(std::move(line));
     RekeyCounts counts =
-        commit_rewrap(change, inst.store(), current, next, [&](ByteView w) { return target->unwrap(w); }, "rotate");
-    result.lines.push_back(fmt::format("dbkey row {} re-encrypted under {}; {} encrypted values re-keyed", row.id,
-                                       target->describe(), counts.values));
-    if (moves)
-        result.lines.push_back(fmt::format("update the server config: dbEncryptionKey must now be {} (it was {}; "
-                                           "the config file was not changed)",
-                                           destination, kms.root_key_id()));
+        commit_rewrap(change, inst.store(), current, {next.wrapped, next.algorithm, next.root_key_id},
+                      [&](ByteView w) { return rotation.target().unwrap(w); }, "rotate");
+    result.values = counts.values;
+    result.lines.push_back(fmt::format("dbkey row {} committed; {} encrypted values re-keyed", row.id, counts.values));
+    for (auto& line : rotation.after_commit()) result.lines.push_back(std::move(line));
     return result;
 }
 
 }  // namespace
 
 RotateResult rotate_root(Installation& inst, const RotateOptions& options) {
-    if (options.resume && options.dry_run) fail(ExitCode::usage, "rotate-root: --resume cannot be combined with --dry-run");
+    if (options.resume && options.dry_run)
+        fail(ExitCode::usage, "rotate-root: --resume cannot be combined with --dry-run");
+    if (options.resume && options.abort) fail(ExitCode::usage, "rotate-root: --resume and --abort exclude each other");
     refuse_what_the_release_cannot_run(inst);
     if (auto slots = key_slots(inst)) return rotate_native(inst, *slots, options);
-    if (auto* vault = dynamic_cast<providers::VaultProvider*>(inst.provider.get()))
-        return rotate_vault(inst, *vault, options);
-    if (auto* kms = dynamic_cast<providers::AwsKmsProvider*>(inst.provider.get()))
-        return rotate_awskms(inst, *kms, options);
+    if (auto rotation = inst.provider->rotation(options.to_key_id)) return rotate_in_provider(inst, *rotation, options);
     fail(ExitCode::usage, "rotate-root does not support the {} provider", inst.provider->kind());
 }
 
-RotateResult retire_old_keys(Installation& inst, bool dry_run) {
+RotateResult retire_old_keys(Installation& inst, bool dry_run, const std::function<void(const std::string&)>& on_step) {
     auto slots = key_slots(inst);
     if (!slots)
         fail(ExitCode::usage, "--retire-old applies to native root keys only; the {} provider keeps its own old key "
              "versions", inst.provider->kind());
-    std::optional<LockFile> lock;
-    if (auto dir = slots->lock_directory()) lock.emplace(*dir);
-    refuse_if_rotation_interrupted(inst);
+    // Deleting retained keys changes no database: the running server does not matter here.
+    ChangeLock lock = lock_and_check(inst, {/*server_stopped=*/true, false, 0});
     RotateResult result;
+    result.lines.on_line = on_step;
     auto retained = slots->retained();
     if (retained.empty()) {
         result.nothing_to_do = true;

@@ -127,25 +127,37 @@ std::string AwsKmsProvider::describe() const {
     return fmt::format("awskms key {} at {}", key_id_, net::endpoint_of(settings_.endpoint));
 }
 
-SecretString AwsKmsProvider::call(const std::string& operation, SecretString body) {
+AwsKmsProvider::Answer AwsKmsProvider::send(const std::string& operation, SecretString body) {
     net::Request request{"POST", settings_.endpoint,
                          {{"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", SecretString("TrentService." + operation)}},
                          std::move(body)};
     net::sigv4::sign_request(request, settings_.credentials, settings_.region, "kms", std::chrono::system_clock::now());
     net::Response response = client_.send(request);
-    std::string where = fmt::format("{}: KMS {}", client_.where(request), operation);
-    if (response.status == 200) return std::move(response.body);
+    Answer answer{response.status, std::move(response.body), {}, fmt::format("{}: KMS {}", client_.where(request), operation)};
+    if (answer.status != 200) {
+        json error = json::parse(answer.body, nullptr, false);
+        if (error.is_object()) answer.error_type = error_type(error);
+    }
+    return answer;
+}
 
-    json error = json::parse(response.body, nullptr, false);
-    std::string type = error.is_object() ? error_type(error) : "";
+Error AwsKmsProvider::failure(const Answer& answer) const {
+    json error = json::parse(answer.body, nullptr, false);
     std::string message;
     if (error.is_object()) message = error.value("message", error.value("Message", std::string()));
-    if (type.empty()) message = fmt::format("HTTP {} {}", response.status, response.body);
+    if (answer.error_type.empty()) message = fmt::format("HTTP {} {}", answer.status, std::string(answer.body));
     const auto& secret = settings_.credentials.secret_access_key;
     std::string text = net::quote_service_text(
-        type.empty() ? message : fmt::format("{}: {}", type, message),
+        answer.error_type.empty() ? message : fmt::format("{}: {}", answer.error_type, message),
         {settings_.credentials.session_token, as_text(ByteView(secret.data(), secret.size()))});
-    throw Error(is_wrong_key(type) ? ExitCode::wrong_key : ExitCode::provider, fmt::format("{}: {}", where, text));
+    return Error(is_wrong_key(answer.error_type) ? ExitCode::wrong_key : ExitCode::provider,
+                 fmt::format("{}: {}", answer.where, text));
+}
+
+SecretString AwsKmsProvider::call(const std::string& operation, SecretString body) {
+    Answer answer = send(operation, std::move(body));
+    if (answer.status != 200) throw failure(answer);
+    return std::move(answer.body);
 }
 
 AwsKmsProvider::KeyMetadata AwsKmsProvider::describe_key() {
@@ -158,12 +170,12 @@ AwsKmsProvider::KeyMetadata AwsKmsProvider::describe_key() {
 }
 
 bool AwsKmsProvider::root_key_exists() {
-    try {
-        return describe_key().enabled;
-    } catch (const Error& e) {
-        if (std::string(e.what()).find("NotFoundException") != std::string::npos) return false;
-        throw;
-    }
+    Answer answer = send("DescribeKey", SecretJson{{"KeyId", key_id_}}.dump());
+    if (answer.status != 200 && answer.error_type == "NotFoundException") return false;
+    if (answer.status != 200) throw failure(answer);
+    json metadata = json::parse(answer.body, nullptr, false);
+    if (!metadata.is_object()) fail(ExitCode::provider, "{}: answer is not a JSON object", describe());
+    return metadata.value("KeyMetadata", json::object()).value("Enabled", false);
 }
 
 void AwsKmsProvider::create_root_key() {
@@ -189,16 +201,21 @@ Bytes AwsKmsProvider::wrap(const SecretBytes& db_key) {
     return ciphertext_field(kms_answer(answer, describe()), "CiphertextBlob", describe());
 }
 
-SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) {
+Unwrapped AwsKmsProvider::decrypt(ByteView wrapped) {
     // Real KMS takes only its own enum here; the configured KeySpec (AES_256) is not one (docs/infra-format.md §3).
-    SecretString answer = call("Decrypt", SecretJson{{"CiphertextBlob", base64_secret(wrapped)},
-                                                     {"KeyId", key_id_},
-                                                     {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}}
-                                                    .dump());
-    SecretBytes key = kms_blob_field(kms_answer(answer, describe()), "Plaintext", describe());
+    Answer answer = send("Decrypt", SecretJson{{"CiphertextBlob", base64_secret(wrapped)},
+                                               {"KeyId", key_id_},
+                                               {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}}
+                                              .dump());
+    if (answer.status != 200) return failure(answer);
+    SecretBytes key = kms_blob_field(kms_answer(answer.body, describe()), "Plaintext", describe());
     if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
     return key;
 }
+
+std::optional<SecretBytes> AwsKmsProvider::try_unwrap(ByteView wrapped) { return key_or_nothing(decrypt(wrapped)); }
+
+SecretBytes AwsKmsProvider::unwrap(ByteView wrapped) { return key_or_throw(decrypt(wrapped)); }
 
 Bytes AwsKmsProvider::reencrypt(ByteView wrapped, const std::string& destination_key_id) {
     SecretString answer = call("ReEncrypt", SecretJson{{"CiphertextBlob", base64_secret(wrapped)},
@@ -217,6 +234,45 @@ std::unique_ptr<AwsKmsProvider> AwsKmsProvider::for_key(const std::string& root_
 std::vector<std::string> AwsKmsProvider::status(ByteView) {
     KeyMetadata metadata = describe_key();
     return {fmt::format("KMS key {} state {}", metadata.arn, metadata.state)};
+}
+
+namespace {
+
+// ReEncrypt of the row inside KMS, to the configured key (a fresh wrapping that picks up KMS's own
+// key rotation) or to another key (--to-key-id), which the server's config must then name.
+class KmsRotation : public InPlaceRotation {
+public:
+    KmsRotation(AwsKmsProvider& source, const std::string& destination)
+        : source_(source), destination_(destination), target_(source.for_key(destination)) {}
+
+    std::vector<std::string> plan() override {
+        if (!target_->root_key_exists())
+            throw Error(ExitCode::provider, fmt::format("{} does not exist or is not enabled", target_->describe()),
+                        "create or enable the key in AWS KMS, or name another with --to-key-id");
+        return {fmt::format("re-encrypt the dbkey row inside KMS under {}", target_->describe())};
+    }
+    Rewrapped rewrap(ByteView wrapped) override {
+        return {source_.reencrypt(wrapped, destination_), source_.algorithm(), destination_,
+                {fmt::format("dbkey row re-encrypted inside KMS under {}", target_->describe())}};
+    }
+    RootKeyProvider& target() override { return *target_; }
+    std::vector<std::string> after_commit() override {
+        if (destination_ == source_.root_key_id()) return {};
+        return {fmt::format("update the server config: dbEncryptionKey must now be {} (it was {}; the config file "
+                            "was not changed)",
+                            destination_, source_.root_key_id())};
+    }
+
+private:
+    AwsKmsProvider& source_;
+    std::string destination_;
+    std::unique_ptr<AwsKmsProvider> target_;
+};
+
+}  // namespace
+
+std::unique_ptr<InPlaceRotation> AwsKmsProvider::rotation(const std::optional<std::string>& to_key_id) {
+    return std::make_unique<KmsRotation>(*this, to_key_id.value_or(root_key_id()));
 }
 
 std::unique_ptr<RootKeyProvider> make_awskms(const config::Config& cfg, const config::KeyProvider& entry,

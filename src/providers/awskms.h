@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -11,6 +12,7 @@
 #include "providers/root_key_provider.h"
 #include "secrets/secret_store.h"
 #include "util/secret_json.h"
+#include "util/error.h"
 
 namespace ik::providers {
 
@@ -53,8 +55,10 @@ public:
     void create_root_key() override;
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
+    std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
     SecretBytes unwrap(ByteView wrapped) override;
     std::vector<std::string> status(ByteView wrapped) override;
+    std::unique_ptr<InPlaceRotation> rotation(const std::optional<std::string>& to_key_id) override;
 
     // KMS ReEncrypt: `wrapped` re-encrypted under another KMS key inside KMS (rotate-root
     // --to-key-id); the plaintext never leaves KMS.
@@ -69,6 +73,18 @@ private:
         bool enabled = false;
     };
     KeyMetadata describe_key();
+    // One TrentService operation's answer; `error_type` is KMS's __type without its namespace.
+    struct Answer {
+        long status = 0;
+        SecretString body;
+        std::string error_type;
+        std::string where;  // "https://kms…: KMS Decrypt", for messages
+    };
+    Answer send(const std::string& operation, SecretString body);
+    // The ik::Error for a non-200 answer: KMS's own message, wrong_key for a key that does not fit.
+    Error failure(const Answer& answer) const;
+    // Decrypt of a wrapped db key: the key, or KMS's error (wrong_key when another key sealed it).
+    Unwrapped decrypt(ByteView wrapped);
     // POSTs one TrentService operation; returns the parsed JSON body of a 200 answer, throws
     // ik::Error naming the operation and KMS's own error for anything else.
     SecretString call(const std::string& operation, SecretString body);

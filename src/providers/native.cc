@@ -41,9 +41,9 @@ NativeProvider::NativeProvider(std::unique_ptr<secrets::SecretStorage> storage, 
 std::string NativeProvider::root_key_location() const { return storage_.describe(root_key_id_); }
 
 void NativeProvider::warn_if_readable_by_others() {
-    auto* file = dynamic_cast<secrets::FileStorage*>(&storage_);
+    auto file = storage_.file_of(root_key_id_);
     if (warned_ || !file) return;
-    std::string path = file->path_of(root_key_id_);
+    const std::string& path = *file;
     if (!files::group_or_world_accessible(path)) return;
     warned_ = true;
     out::warn("root key file {} is accessible by group or others; restrict it with `chmod 600 {}`", path, path);
@@ -84,19 +84,24 @@ Bytes NativeProvider::wrap(const SecretBytes& db_key) {
     return Bytes(sealed.begin(), sealed.end());
 }
 
+std::optional<SecretBytes> NativeProvider::try_unwrap(ByteView wrapped) {
+    seal::Opener opener(root_key(), root_key_key_id());
+    if (opener.open(as_text(wrapped)) != seal::Failure::none) return std::nullopt;
+    return opener.plaintext();
+}
+
 SecretBytes NativeProvider::unwrap(ByteView wrapped) {
-    SecretBytes key = root_key();
-    try {
-        return seal::unseal(key, as_text(wrapped), root_key_key_id());
-    } catch (const seal::UnsealError& e) {
-        if (e.failure == seal::Failure::malformed)
-            fail(ExitCode::database, "encryption_keys dbkey row: encrypted is not a sealed Infra payload ({} bytes)",
-                 wrapped.size());
+    seal::Opener opener(root_key(), root_key_key_id());
+    seal::Failure failure = opener.open(as_text(wrapped));
+    if (failure == seal::Failure::malformed)
+        fail(ExitCode::database, "encryption_keys dbkey row: encrypted is not a sealed Infra payload ({} bytes)",
+             wrapped.size());
+    if (failure != seal::Failure::none)
         throw Error(ExitCode::wrong_key,
                     fmt::format("root key {} does not unwrap the db key ({})", root_key_location(),
-                                seal::describe(e.failure)),
+                                seal::describe(failure)),
                     storage_.wrong_key_hint(root_key_id_));
-    }
+    return opener.plaintext();
 }
 
 DbKey NativeProvider::generate_db_key() {

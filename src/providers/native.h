@@ -27,9 +27,12 @@ public:
     void create_root_key() override;
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
+    std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
+    // ik::Error(database) for a row that is no sealed payload, else as RootKeyProvider::unwrap.
     SecretBytes unwrap(ByteView wrapped) override;
     // Warns (stderr) about how the key is kept, e.g. a Helm-managed Secret without resource-policy keep.
     std::vector<std::string> status(ByteView wrapped) override;
+    secrets::SecretStorage* key_storage() override { return &storage_; }
 
     // The root key itself; ik::Error(provider) when missing or not exactly 32 bytes.
     SecretBytes root_key();

@@ -6,6 +6,7 @@
 #include "providers/remote.h"
 #include "providers/vault_auth.h"
 #include "util/error.h"
+#include "util/failpoint.h"
 #include "util/secret_json.h"
 
 namespace ik::providers {
@@ -101,22 +102,32 @@ std::string VaultProvider::describe() const {
     return fmt::format("vault transit key {} at {}{}", settings_.key_name, settings_.address, settings_.transit_mount);
 }
 
-std::optional<SecretString> VaultProvider::call(const std::string& method, const std::string& path,
-                                                SecretString body, bool missing_ok, bool idempotent) {
+VaultProvider::Answer VaultProvider::send(const std::string& method, const std::string& path, SecretString body,
+                                          bool idempotent) {
     net::Request request{method, settings_.address + "/v1" + settings_.transit_mount + "/" + path,
                          {{"X-Vault-Token", settings_.token}}, std::move(body), idempotent};
     if (!settings_.namespace_name.empty()) request.headers.emplace_back("X-Vault-Namespace", settings_.namespace_name);
     if (!request.body.empty()) request.headers.emplace_back("Content-Type", "application/json");
     net::Response response = client_.send(request);
-    if (response.status >= 200 && response.status < 300) return std::move(response.body);
-    if (response.status == 404 && missing_ok) return std::nullopt;
+    Answer answer{response.status, std::move(response.body), {}, fmt::format("{} {} {}", client_.where(request), method, path)};
+    if (answer.status < 200 || answer.status >= 300) answer.errors = vault_errors(answer.body);
+    return answer;
+}
 
-    std::string errors = vault_errors(response.body);
-    if (errors.empty()) errors = fmt::format("HTTP {}", response.status);
-    else errors = fmt::format("HTTP {}: {}", response.status, errors);
+Error VaultProvider::failure(const Answer& answer) const {
+    std::string errors = answer.errors.empty() ? fmt::format("HTTP {}", answer.status)
+                                               : fmt::format("HTTP {}: {}", answer.status, answer.errors);
     std::string text = net::quote_service_text(errors, {settings_.token});
-    ExitCode code = is_wrong_key(response.status, errors) ? ExitCode::wrong_key : ExitCode::provider;
-    throw Error(code, fmt::format("{} {} {}: {}", client_.where(request), method, path, text));
+    ExitCode code = is_wrong_key(answer.status, answer.errors) ? ExitCode::wrong_key : ExitCode::provider;
+    return Error(code, fmt::format("{}: {}", answer.where, text));
+}
+
+std::optional<SecretString> VaultProvider::call(const std::string& method, const std::string& path,
+                                                SecretString body, bool missing_ok, bool idempotent) {
+    Answer answer = send(method, path, std::move(body), idempotent);
+    if (answer.status >= 200 && answer.status < 300) return std::move(answer.body);
+    if (answer.status == 404 && missing_ok) return std::nullopt;
+    throw failure(answer);
 }
 
 bool VaultProvider::root_key_exists() { return call("GET", "keys/" + settings_.key_name, "", true).has_value(); }
@@ -140,12 +151,13 @@ Bytes VaultProvider::wrap(const SecretBytes& db_key) {
     return Bytes(ciphertext.begin(), ciphertext.end());
 }
 
-SecretBytes VaultProvider::unwrap(ByteView wrapped) {
+Unwrapped VaultProvider::decrypt(ByteView wrapped) {
     std::string ciphertext(as_text(wrapped));
     if (ciphertext.rfind("vault:v", 0) != 0)
-        fail(ExitCode::wrong_key, "{}: the wrapped db key is not a Vault ciphertext (no vault:vN: prefix)", describe());
-    SecretString answer = *call("POST", "decrypt/" + settings_.key_name, SecretJson{{"ciphertext", ciphertext}}.dump());
-    SecretString encoded = vault_string_field(vault_answer_data(answer, describe()), "plaintext", describe());
+        return Error(ExitCode::wrong_key, fmt::format("{}: the wrapped db key is not a Vault ciphertext (no vault:vN: prefix)", describe()));
+    Answer answer = send("POST", "decrypt/" + settings_.key_name, SecretJson{{"ciphertext", ciphertext}}.dump(), true);
+    if (answer.status < 200 || answer.status >= 300) return failure(answer);
+    SecretString encoded = vault_string_field(vault_answer_data(answer.body, describe()), "plaintext", describe());
     SecretBytes key;
     try {
         key = base64_decode_secret(encoded);
@@ -155,6 +167,10 @@ SecretBytes VaultProvider::unwrap(ByteView wrapped) {
     if (key.size() != 32) fail(ExitCode::provider, "{}: the unwrapped db key has {} bytes, not 32", describe(), key.size());
     return key;
 }
+
+std::optional<SecretBytes> VaultProvider::try_unwrap(ByteView wrapped) { return key_or_nothing(decrypt(wrapped)); }
+
+SecretBytes VaultProvider::unwrap(ByteView wrapped) { return key_or_throw(decrypt(wrapped)); }
 
 void VaultProvider::rotate_key() {
     // Not retried on 5xx: a rotation that did happen must not happen twice.
@@ -182,6 +198,45 @@ std::vector<std::string> VaultProvider::status(ByteView wrapped) {
     KeyInfo info = read_key();
     return {fmt::format("wrapped by key version {} (latest {}, min_decryption_version {})", version,
                         info.latest_version, info.min_decryption_version)};
+}
+
+namespace {
+
+// A new transit key version, then Vault's own rewrap of the row to it; older versions keep
+// decrypting until min_decryption_version is raised, so the row opens until the commit.
+class VaultRotation : public InPlaceRotation {
+public:
+    explicit VaultRotation(VaultProvider& vault) : vault_(vault) {}
+
+    std::vector<std::string> plan() override {
+        auto info = vault_.read_key();
+        return {fmt::format("rotate {} to version {}", vault_.describe(), info.latest_version + 1),
+                "re-wrap the dbkey row to that version inside Vault (rewrap)"};
+    }
+    Rewrapped rewrap(ByteView wrapped) override {
+        vault_.rotate_key();
+        info_ = vault_.read_key();
+        failpoint("rotate-after-provider-rotate");
+        return {vault_.rewrap(wrapped), vault_.algorithm(), vault_.root_key_id(),
+                {fmt::format("{} rotated to version {}", vault_.describe(), info_.latest_version),
+                 fmt::format("dbkey row re-wrapped by key version {}", info_.latest_version)}};
+    }
+    RootKeyProvider& target() override { return vault_; }
+    std::vector<std::string> after_commit() override {
+        return {fmt::format("older versions still decrypt until min_decryption_version (now {}) is raised in Vault",
+                            info_.min_decryption_version)};
+    }
+
+private:
+    VaultProvider& vault_;
+    VaultProvider::KeyInfo info_;
+};
+
+}  // namespace
+
+std::unique_ptr<InPlaceRotation> VaultProvider::rotation(const std::optional<std::string>& to_key_id) {
+    if (to_key_id) fail(ExitCode::usage, "--to-key-id applies to the awskms provider only");
+    return std::make_unique<VaultRotation>(*this);
 }
 
 std::unique_ptr<RootKeyProvider> make_vault(const config::Config& cfg, const config::KeyProvider& entry,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -9,6 +10,7 @@
 #include "providers/root_key_provider.h"
 #include "secrets/secret_store.h"
 #include "util/secret_json.h"
+#include "util/error.h"
 
 namespace ik::providers {
 
@@ -51,8 +53,10 @@ public:
     void create_root_key() override;
     DbKey generate_db_key() override;
     Bytes wrap(const SecretBytes& db_key) override;
+    std::optional<SecretBytes> try_unwrap(ByteView wrapped) override;
     SecretBytes unwrap(ByteView wrapped) override;
     std::vector<std::string> status(ByteView wrapped) override;
+    std::unique_ptr<InPlaceRotation> rotation(const std::optional<std::string>& to_key_id) override;
 
     struct KeyInfo {
         int latest_version = 0;
@@ -65,6 +69,17 @@ public:
     KeyInfo read_key();
 
 private:
+    struct Answer {
+        long status = 0;
+        SecretString body;
+        std::string errors;  // Vault's `errors`, joined, for a non-2xx answer
+        std::string where;   // "https://vault…/v1/transit/decrypt/… POST", for messages
+    };
+    Answer send(const std::string& method, const std::string& path, SecretString body, bool idempotent);
+    // The ik::Error for a failed answer: wrong_key when another key sealed the ciphertext.
+    Error failure(const Answer& answer) const;
+    // Decrypt of a wrapped db key: the key, or Vault's error (wrong_key when another key sealed it).
+    Unwrapped decrypt(ByteView wrapped);
     // Sends to {address}/v1{mount}/{path}; returns the JSON `data` object of a 2xx answer, or
     // nullopt for 404 when `missing_ok`. Throws ik::Error with Vault's own `errors` otherwise.
     std::optional<SecretString> call(const std::string& method, const std::string& path, SecretString body,

@@ -180,8 +180,22 @@ std::string FileStorage::path_of(const std::string& name) const {
     return (fs::path(base_) / fs::path(name).relative_path()).lexically_normal().string();
 }
 
+namespace {
+
+// Key files are the root key provider's: their I/O errors exit as provider errors (3).
+template <typename Action>
+auto key_file_io(Action&& action) {
+    try {
+        return action();
+    } catch (const files::FileError& e) {
+        throw Error(ExitCode::provider, e.what());
+    }
+}
+
+}  // namespace
+
 std::optional<SecretBytes> FileStorage::get(const std::string& name) {
-    auto contents = files::read_secret(path_of(name));
+    auto contents = key_file_io([&] { return files::read_secret(path_of(name)); });
     if (!contents) return std::nullopt;
     return decode(encoding_, *contents, describe(name));
 }
@@ -190,21 +204,18 @@ void FileStorage::set(const std::string& name, const SecretBytes& value) {
     std::string path = path_of(name);
     make_parent_directory(path);
     SecretBytes stored = encode(encoding_, value);
-    files::write_atomic(path, stored, 0600);
+    key_file_io([&] { return files::write_atomic(path, stored, 0600); });
 }
 
 void FileStorage::remove(const std::string& name) {
     std::string path = path_of(name);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         fail(ExitCode::provider, "cannot delete {}: {}", describe(name), std::strerror(errno));
-    files::fsync_directory(files::directory_of(path));
+    key_file_io([&] { files::fsync_directory(files::directory_of(path)); });
 }
 
 void FileStorage::rename(const std::string& from, const std::string& to) {
-    std::string source = path_of(from), target = path_of(to);
-    if (::rename(source.c_str(), target.c_str()) != 0)
-        fail(ExitCode::provider, "cannot move {} to {}: {}", describe(from), target, std::strerror(errno));
-    files::fsync_directory(files::directory_of(target));
+    key_file_io([&] { files::replace(path_of(from), path_of(to)); });
 }
 
 std::vector<std::string> FileStorage::names_with_prefix(const std::string& prefix) {
@@ -223,7 +234,11 @@ std::vector<std::string> FileStorage::names_with_prefix(const std::string& prefi
     return out;
 }
 
-std::string FileStorage::describe(const std::string& name) const { return "file " + path_of(name); }
+std::string FileStorage::describe(const std::string& name) const {
+    std::string path = path_of(name);
+    if (auto target = files::symlink_target(path)) return fmt::format("file {} (a symlink: written through to {})", path, *target);
+    return "file " + path;
+}
 
 std::unique_ptr<SecretStorage> make_plaintext_storage(const config::SecretStorage& entry) {
     return std::make_unique<PlaintextStorage>(entry);

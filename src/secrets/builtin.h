@@ -28,6 +28,7 @@ public:
     std::vector<std::string> names_with_prefix(const std::string& prefix) override;
     void rename(const std::string& from, const std::string& to) override;
     std::string describe(const std::string& name) const override;
+    std::optional<std::string> file_of(const std::string& name) const override { return path_of(name); }
     // The file that holds secret `name`.
     std::string path_of(const std::string& name) const;
 

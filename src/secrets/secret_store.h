@@ -47,6 +47,9 @@ public:
         (void)name;
         return {};
     }
+    // The file that holds secret `name` in storages of files (to lock its directory, check its
+    // permissions); nullopt in others.
+    virtual std::optional<std::string> file_of(const std::string& name) const { (void)name; return std::nullopt; }
 };
 
 // All storages of a config: the built-ins plus the `secrets:` entries (which may redefine them).

@@ -98,9 +98,11 @@ class RotationTest(E2E):
         before = self.inst.snapshot()
         r = self.inst.run("rotate-root")
         self.assertExit(r, "problems")
-        self.assertIn("providers.client_secret row 3 (unsealed)", r.stderr)
-        # The new key written before the transaction stays for --resume; the database is unchanged.
-        self.assertEqual(self.keys_that_unwrap()[0], self.inst.key_path)
+        self.assertIn("providers.client_secret row 3", r.stderr)
+        # Refused in the plan: no key written, the database unchanged, the next command not stuck.
+        self.assertEqual(before, self.inst.snapshot())
+        self.assertEqual(self.keys_that_unwrap(), [self.inst.key_path])
+        self.assertExit(self.inst.run("verify", "--level", "full"), "problems")
 
     # --- crash safety -----------------------------------------------------------------------
     def test_a_kill_at_every_rotation_step_is_recoverable(self):
@@ -150,7 +152,8 @@ class RotationTest(E2E):
             before = self.inst.snapshot()
             r = self.inst.run("rotate-root", timeout=30)
             self.assertExit(r, "refused")
-            self.assertIn("another infra-keys", r.stderr)
+            self.assertIn("in progress", r.stderr)
+            self.assertIn(f"pid {os.getpid()}", r.stderr)
             self.assertEqual(before, self.inst.snapshot())
         finally:
             os.close(fd)

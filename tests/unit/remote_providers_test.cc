@@ -143,6 +143,15 @@ TEST_CASE("a db key wrapped by another KMS key is a wrong_key error naming KMS's
     CHECK(std::string(e.what()).rfind("awskms " + peer_env("IK_PEER_KMS_URL") + "/: KMS Decrypt: ", 0) == 0);
 }
 
+TEST_CASE("try_unwrap answers 'not this key' as a value for another KMS key's wrapping") {
+    kms_peer();
+    providers::AwsKmsProvider infra(kms_settings());
+    providers::AwsKmsProvider other(kms_settings("alias/other"));
+    providers::DbKey key = infra.generate_db_key();
+    CHECK_FALSE(other.try_unwrap(key.wrapped).has_value());
+    CHECK(infra.try_unwrap(key.wrapped) == key.plaintext);
+}
+
 TEST_CASE("a disabled KMS key is a provider error and does not count as existing") {
     auto peer = kms_peer();
     providers::AwsKmsProvider kms(kms_settings());
@@ -327,6 +336,10 @@ TEST_CASE("a db key wrapped by another transit key is a wrong_key error") {
     Error e = error_of([&] { b.unwrap(a.generate_db_key().wrapped); });
     CHECK(e.code() == ExitCode::wrong_key);
     CHECK(std::string(e.what()).find("message authentication failed") != std::string::npos);
+    providers::DbKey key = a.generate_db_key();
+    CHECK_FALSE(b.try_unwrap(key.wrapped).has_value());
+    CHECK_FALSE(b.try_unwrap(as_bytes("not a vault ciphertext")).has_value());
+    CHECK(a.try_unwrap(key.wrapped) == key.plaintext);
 }
 
 TEST_CASE("a bad Vault token is a provider error whose message does not contain the token") {

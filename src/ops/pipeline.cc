@@ -1,0 +1,58 @@
+#include "ops/pipeline.h"
+
+#include <fmt/format.h>
+
+namespace ik::ops {
+
+void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) {
+    if (plan.blocking.empty()) return;
+    const ValueProblem& first = plan.blocking.front();
+    std::string more = plan.blocking.size() > 1 ? fmt::format(" and {} more", plan.blocking.size() - 1) : "";
+    throw Error(ExitCode::problems,
+                fmt::format("{}.{} row {} in {} does not open with the db key ({}: {}){}; re-keying would hide the "
+                            "damage, so nothing changed",
+                            first.table, first.column, first.row, database, first.reason, first.detail, more),
+                "run `infra-keys verify --level full` to list every such value, fix or clear them, then run again");
+}
+
+void StagedKeys::create(const std::string& slot, const SecretBytes& key) {
+    slots_.create(slot, key);
+    written_.push_back({slot, std::nullopt});
+}
+
+void StagedKeys::replace(const std::string& slot, const SecretBytes& key) {
+    auto previous = slots_.read(slot);
+    slots_.set(slot, key);
+    written_.push_back({slot, std::move(previous)});
+}
+
+Error StagedKeys::undo(const Error& cause) {
+    if (written_.empty()) return cause;
+    std::vector<std::string> undone;
+    try {
+        while (!written_.empty()) {
+            Written& last = written_.back();
+            if (last.previous) {
+                slots_.set(last.slot, *last.previous);
+                undone.push_back("restored " + slots_.describe(last.slot));
+            } else {
+                slots_.remove(last.slot);
+                undone.push_back("removed " + slots_.describe(last.slot));
+            }
+            written_.pop_back();
+        }
+    } catch (const Error& e) {
+        std::string left;
+        for (const auto& w : written_) left += (left.empty() ? "" : ", ") + slots_.describe(w.slot);
+        return Error(cause.code(),
+                     fmt::format("{}; undoing what was staged failed too ({}); left behind: {}", cause.what(), e.what(),
+                                 left),
+                     "run `infra-keys rotate-root --abort` once the cause is fixed");
+    }
+    std::string list;
+    for (const auto& u : undone) list += (list.empty() ? "" : ", ") + u;
+    return Error(cause.code(), fmt::format("{}; undone: {}; keys and database are as they were", cause.what(), list),
+                 cause.hint());
+}
+
+}  // namespace ik::ops

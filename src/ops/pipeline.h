@@ -1,0 +1,55 @@
+// The order every key change goes through, and what undoes it:
+//   plan     read only: config, provider, store, census, and every check that can refuse
+//            (lock_and_check in guard.h, blocking values, the provider's target key); --dry-run
+//            is exactly this step and exits with the code the real run would
+//   stage    new key material written beside the key (temp, fsync, rename, fsync dir), the old kept
+//   commit   the one transaction, proved by read-back before it commits (rekey.h)
+//   install  the new key moved over the old, then clean up
+// A failure or refusal before the commit undoes what stage wrote, in the same run, so the
+// installation is byte-for-byte what it was; only a kill leaves staged keys behind (then
+// `rotate-root --resume` finishes, or `rotate-root --abort` drops a rotation that never committed).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ops/key_slots.h"
+#include "ops/rekey.h"
+#include "util/error.h"
+
+namespace ik::ops {
+
+// Plan: values that would stop the re-keying are the operator's problem to fix first (exit 1),
+// named with where they are, before anything is written.
+void refuse_blocking_values(const RekeyPlan& plan, const std::string& database);
+
+// The key material a change wrote before its commit, so that a failure can take it back.
+class StagedKeys {
+public:
+    explicit StagedKeys(KeySlots& slots) : slots_(slots) {}
+    StagedKeys(const StagedKeys&) = delete;
+    StagedKeys& operator=(const StagedKeys&) = delete;
+
+    // Claims `slot` with `key` (ik::Error(refused) if it exists); undo deletes it.
+    void create(const std::string& slot, const SecretBytes& key);
+    // Replaces `slot` with `key`; undo writes back what it held (or deletes it if it held nothing).
+    void replace(const std::string& slot, const SecretBytes& key);
+    // The change committed: nothing may be undone any more.
+    void keep() { written_.clear(); }
+
+    // The error to report for `cause`, a failure before the commit: everything staged is undone
+    // newest first, and the message says so (or, if undoing failed too, what is left and how to
+    // clear it).
+    Error undo(const Error& cause);
+
+private:
+    struct Written {
+        std::string slot;
+        std::optional<SecretBytes> previous;  // what a replaced slot held
+    };
+    KeySlots& slots_;
+    std::vector<Written> written_;
+};
+
+}  // namespace ik::ops
