@@ -48,7 +48,8 @@ void forbid_core_dumps() {
 // verify prints its own documented report, so only its errors go through here as text.
 int run(ik::cli::Command& command) {
     std::string name = command.app->get_name();
-    bool json = command.app->count("--json") > 0 && name != "verify";
+    const CLI::Option* json_flag = command.app->get_option_no_throw("--json");  // `help` has none
+    bool json = json_flag && json_flag->count() > 0 && name != "verify";
     ik::out::set_collect(json);
     auto failed = [&](const ik::Error& e) {
         if (json) ik::cli::print_json_outcome(name, static_cast<int>(e.code()), &e);

@@ -4,6 +4,7 @@ Backend: SQLite by default; PostgreSQL when INFRA_KEYS_TEST_DB=postgres (tests/p
 exports INFRA_KEYS_TEST_PG). The same test files run on both.
 """
 import os
+import re
 import random
 import shutil
 import sqlite3
@@ -134,7 +135,10 @@ class Installation:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def write_config(self, extra=""):
-        lines = self.db.config_lines() + [f"dbEncryptionKey: {self.key_path}"]
+        lines = self.db.config_lines()
+        # A provider's config names its own root key; an option given twice is warned about.
+        if not re.search(r"(?m)^dbEncryptionKey:", extra):
+            lines.append(f"dbEncryptionKey: {self.key_path}")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n" + extra)
 

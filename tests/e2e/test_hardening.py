@@ -156,7 +156,8 @@ class WriteLockHeldByAnotherProgram(E2E):
         r = self.inst.run(*args)
         elapsed = time.monotonic() - start
         self.assertExit(r, "refused")
-        self.assertLess(elapsed, 3.5, f"took {elapsed:.1f} s to refuse")
+        # Far below the 10 s the busy wait used to take, with room for a loaded machine.
+        self.assertLess(elapsed, 8, f"took {elapsed:.1f} s to refuse")
         return r
 
     def test_a_held_lock_is_refused_at_once_with_and_without_server_stopped(self):
@@ -173,14 +174,17 @@ class WriteLockHeldByAnotherProgram(E2E):
                 self.assertEqual(before, self.inst.snapshot())
         self.assertExit(self.inst.run("rotate-root"), "ok")
 
-    def test_a_reader_blocking_the_commit_is_a_refusal_that_resume_completes(self):
+    def test_a_reader_blocking_the_commit_is_a_refusal_that_undoes_the_staged_key(self):
+        before = self.inst.snapshot()
         holder = self.hold("BEGIN", write=False)
         r = self.assertRefusedAtOnce("rotate-root", "--server-stopped")
         self.assertIn("committing: another program holds the database locked", r.stderr)
         holder.kill()
         holder.wait()
-        self.assertExit(self.inst.run("rotate-root"), "interrupted")
-        self.assertExit(self.inst.run("rotate-root", "--resume"), "ok")
+        # The key change pipeline removed what it staged: nothing is left to resume.
+        self.assertEqual(before, self.inst.snapshot())
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        self.assertExit(self.inst.run("rotate-root"), "ok")
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
 
 

@@ -732,7 +732,7 @@ class KubeExecTest(RemoteE2E):
         with open(passphrase, "w") as f:
             f.write("correct horse battery staple\n")
         self.assertExit(self.ik("backup", "--output", backup, "--passphrase-file", passphrase,
-                                "--kdf-memory", "1", "--kdf-iterations", "1"), "ok")
+                                "--scrypt-work-factor", "10"), "ok")
         root_key = self.p.secret()["__root_key"]
         self.kube.delete_secret("default", "infra-x")
         self.assertExit(self.ik("restore", backup, "--passphrase-file", passphrase), "ok")
