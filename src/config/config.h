@@ -53,6 +53,11 @@ struct Config {
 
 using Environment = std::function<std::optional<std::string>(const std::string&)>;
 Environment process_environment();
+// The variable's value, or `fallback` when it is unset or empty.
+inline std::string env_or(const Environment& env, const std::string& name, const std::string& fallback = {}) {
+    auto value = env(name);
+    return value && !value->empty() ? *value : fallback;
+}
 
 // Which file to read: --config, else INFRA_KEYS_CONFIG, else INFRA_SERVER_CONFIG_FILE, else none.
 std::optional<std::string> config_path(const std::optional<std::string>& flag, const Environment& env);

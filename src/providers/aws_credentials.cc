@@ -16,10 +16,7 @@ namespace {
 using json = nlohmann::json;
 using net::sigv4::Credentials;
 
-std::string env_or(const config::Environment& env, const std::string& name, const std::string& fallback = {}) {
-    auto value = env(name);
-    return value && !value->empty() ? *value : fallback;
-}
+using config::env_or;
 
 std::string trim(const std::string& s) {
     size_t begin = s.find_first_not_of(" \t\r\n");

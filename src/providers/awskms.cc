@@ -15,10 +15,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string env_or(const config::Environment& env, const std::string& name, const std::string& fallback = {}) {
-    auto value = env(name);
-    return value && !value->empty() ? *value : fallback;
-}
+using config::env_or;
 
 std::string home_of(const config::Config& cfg, const config::Environment& env) { return env_or(env, "HOME", cfg.home); }
 

@@ -14,10 +14,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string env_or(const config::Environment& env, const std::string& name, const std::string& fallback = {}) {
-    auto value = env(name);
-    return value && !value->empty() ? *value : fallback;
-}
+using config::env_or;
 
 std::string normalised_mount(const std::string& mount) {
     size_t begin = mount.find_first_not_of('/');

@@ -16,10 +16,7 @@ using json = nlohmann::json;
 
 constexpr const char* pod_token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
-std::string env_or(const config::Environment& env, const std::string& name, const std::string& fallback = {}) {
-    auto value = env(name);
-    return value && !value->empty() ? *value : fallback;
-}
+using config::env_or;
 
 void scrub(std::string& text) {
     Botan::secure_scrub_memory(text.data(), text.size());

@@ -20,10 +20,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-std::string env_or(const config::Environment& env, const std::string& name, const std::string& fallback = {}) {
-    auto value = env(name);
-    return value && !value->empty() ? *value : fallback;
-}
+using config::env_or;
 
 std::optional<std::string> read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);

@@ -10,7 +10,7 @@ from harness import BIN, E2E, ROOT, read_file
 PASSPHRASE = "correct horse battery staple"
 FAST_KDF = ["--scrypt-work-factor", "10"]
 # Written by infra-keys 0.1.0 (tests/fixtures/README.md): root key 5eed…, db key d6…
-V1_FIXTURE = os.path.join(ROOT, "tests", "fixtures", "backup-v1-0.1.0.backup")
+V1_FIXTURE = os.path.join(ROOT, "tests", "fixtures", "backup-v1-0.1.0.testdata")
 V1_ROOT_KEY, V1_DB_KEY, V1_PASSPHRASE = bytes.fromhex("5eed" * 16), bytes.fromhex("d6" * 32), "infra-keys test passphrase"
 
 

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include "error_of.h"
 #include "crypto/backup_file.h"
 #include "crypto/random.h"
 #include "crypto/seal.h"
@@ -42,19 +43,7 @@ backup::Contents sample_contents(bool with_root_key = true) {
 
 backup::Header header_of(std::string_view file) { return backup::read_header(file); }
 
-// Runs `action` and returns the ik::Error it threw; fails the test if it threw nothing or something else.
-template <typename F>
-Error error_of(F&& action) {
-    try {
-        action();
-    } catch (const Error& e) {
-        return e;
-    } catch (const std::exception& e) {
-        FAIL("threw a non-ik::Error: " << e.what());
-    }
-    FAIL("did not throw");
-    return Error(ExitCode::ok, "");
-}
+using ik::test::error_of;
 
 std::string message_of_open(std::string_view file, std::string_view pass = "correct horse") {
     Error e = error_of([&] { backup::open(file, passphrase(pass)); });
