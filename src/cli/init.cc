@@ -17,7 +17,7 @@ Command add_init(CLI::App& app, const GlobalOptions& global) {
 
     return {sub, [&global, dry_run] {
         ops::Installation inst = open_installation(global);
-        ops::ChangeLock lock = ops::lock_and_check(inst, {/*server_stopped=*/true, false, 64});
+        ops::ChangeLock lock = ops::lock_and_check(inst, {/*server_stopped=*/true, false, 64, /*creating=*/true});
         ops::InitPlan plan = ops::plan_init(inst);
         json_fields()["dry_run"] = *dry_run;
         json_fields()["nothing_to_do"] = plan.nothing_to_do();

@@ -15,11 +15,24 @@
 namespace ik::ops {
 namespace {
 
-void refuse_if_in_progress(KeySlots& slots) {
-    auto dir = slots.lock_directory();
-    if (!dir) return;
-    if (auto holder = LockFile::holder(*dir))
-        throw Error(ExitCode::refused, fmt::format("a key change is in progress: {} holds the lock on {}", *holder, *dir),
+// Another run holding the key directory's lock or the database's change hold.
+std::optional<std::string> change_in_progress(Installation& inst, const std::optional<KeySlots>& slots) {
+    if (auto dir = slots ? slots->lock_directory() : std::nullopt)
+        if (auto holder = LockFile::holder(*dir)) return fmt::format("{} holds the lock on {}", *holder, *dir);
+    store::KeyStore* store = nullptr;
+    try {
+        store = &inst.store();
+    } catch (const Error&) {
+        return std::nullopt;  // a database that does not open is the command's own error to report, in its place
+    }
+    if (auto holder = store->change_holder())
+        return fmt::format("{} holds the key change lock of {}", *holder, store->describe());
+    return std::nullopt;
+}
+
+void refuse_if_in_progress(Installation& inst, const std::optional<KeySlots>& slots) {
+    if (auto what = change_in_progress(inst, slots))
+        throw Error(ExitCode::refused, "a key change is in progress: " + *what,
                     "wait for it to finish, then run the command again");
 }
 
@@ -41,13 +54,29 @@ void check_key_directory(KeySlots& slots, size_t key_bytes) {
                     "free some space there, then run the command again");
 }
 
+std::unique_ptr<store::ChangeHold> hold_database(Installation& inst, bool creating) {
+    if (!creating) return inst.store().hold_changes();
+    try {
+        return inst.store().hold_changes();
+    } catch (const Error& e) {
+        if (e.code() != ExitCode::database) throw;
+        return nullptr;  // no database yet: init creates it under its own transaction
+    }
+}
+
 }  // namespace
 
 void refuse_if_rotation_interrupted(Installation& inst) {
     auto slots = key_slots(inst);
+    refuse_if_in_progress(inst, slots);
     if (!slots) return;
-    refuse_if_in_progress(*slots);
     auto next = slots->read(slots->next());
+    if (!next) return;
+    // A change holds its lock from before it stages a new key until it has installed it: a new
+    // key seen with nobody holding the lock was left by a run that died, unless that run finished
+    // between the two looks, and then the new key is gone.
+    refuse_if_in_progress(inst, slots);
+    next = slots->read(slots->next());
     if (!next) return;
     if (next->size() != seal::key_size)
         throw Error(ExitCode::interrupted,
@@ -80,7 +109,8 @@ ChangeLock lock_and_check(Installation& inst, const ChangeChecks& checks) {
     // A key directory that does not exist yet (init) is created by the write; nothing to lock.
     auto dir = slots ? slots->lock_directory() : std::nullopt;
     if (dir && !files::exists(*dir)) dir.reset();
-    ChangeLock lock = dir ? ChangeLock(*dir) : ChangeLock();
+    auto directory_lock = dir ? std::make_unique<LockFile>(*dir) : nullptr;
+    ChangeLock lock(std::move(directory_lock), hold_database(inst, checks.creating));
     if (!checks.finishing) refuse_if_rotation_interrupted(inst);
     require_server_stopped(inst, checks.server_stopped);
     if (dir) check_key_directory(*slots, checks.key_bytes);

@@ -25,20 +25,24 @@ struct ChangeChecks {
     bool server_stopped = false;  // --server-stopped: skip detecting the server
     bool finishing = false;       // --resume / --abort: a rotation left behind is what we came for
     size_t key_bytes = 0;         // what the change will write beside the key (0: no key files)
+    bool creating = false;        // init: the database may not exist yet (then there is none to hold)
 };
 
-// Held for the whole key change: the key directory's lock (files only; a Kubernetes Secret guards
-// its own writes, and the database lock guards the rest).
+// Held for the whole key change, until its new key is installed: the key directory's lock (keys
+// in files) and the database's change hold (store::ChangeHold), which is what a change whose keys
+// live elsewhere (a Kubernetes Secret, a KMS) is seen by.
 class ChangeLock {
 public:
     ChangeLock() = default;
-    explicit ChangeLock(const std::string& directory) : lock_(std::make_unique<LockFile>(directory)) {}
+    ChangeLock(std::unique_ptr<LockFile> directory, std::unique_ptr<store::ChangeHold> database)
+        : directory_(std::move(directory)), database_(std::move(database)) {}
 
 private:
-    std::unique_ptr<LockFile> lock_;
+    std::unique_ptr<LockFile> directory_;
+    std::unique_ptr<store::ChangeHold> database_;
 };
 
-// In this order: lock the key directory (exit 7 naming the holder), refuse a rotation left behind
+// In this order: lock the key directory and hold the database (exit 7 naming the holder), refuse a rotation left behind
 // (unless finishing), refuse a running server, and prove the key directory can take `key_bytes`
 // (writable, free space: exit 3). Every key-changing command calls it before it writes.
 ChangeLock lock_and_check(Installation& inst, const ChangeChecks& checks);

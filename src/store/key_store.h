@@ -78,6 +78,14 @@ public:
     virtual void commit() = 0;
 };
 
+// Taken by a key change before it writes anything and kept until it has fully finished (its
+// commit and the key install after it), so that another infra-keys sees the change as in progress,
+// never as interrupted. The kernel or the server drops it when the process dies.
+class ChangeHold {
+public:
+    virtual ~ChangeHold() = default;
+};
+
 class KeyStore {
 public:
     virtual ~KeyStore() = default;
@@ -114,6 +122,13 @@ public:
     // Other clients of this database right now (PostgreSQL sessions), to tell whether the Infra
     // server is running before a key change (docs/infra-format.md §6). SQLite is checked through /proc instead.
     virtual std::vector<std::string> other_clients() { return {}; }
+
+    // The change hold of this database (SQLite: its directory's flock; PostgreSQL: a session
+    // advisory lock), at once, or ik::Error(refused) naming its holder.
+    virtual std::unique_ptr<ChangeHold> hold_changes() = 0;
+    // Who else holds it: "pid 12 (infra-keys) on host db-1", "session 345 of user infra from
+    // 10.0.0.5 (infra-keys)"; nullopt when nobody does.
+    virtual std::optional<std::string> change_holder() = 0;
 
     // Starts the write transaction and takes the exclusive lock; throws ik::Error(refused) at
     // once if another infra-keys writer holds it.

@@ -37,6 +37,11 @@ std::string timestamp_sql(const char* column) {
     return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00', '')", column);
 }
 
+// pid, user, application and client address of pg_stat_activity `a`, for session_of.
+const std::string session_columns =
+    "CAST(a.pid AS TEXT), coalesce(a.usename::text, ''), coalesce(a.application_name, ''), "
+    "coalesce(host(a.client_addr), 'local socket')";
+
 const std::string key_columns = "CAST(id AS TEXT), CAST(key_id AS TEXT), name, encrypted, algorithm, root_key_id, " +
                                 timestamp_sql("created_at") + ", " + timestamp_sql("updated_at");
 
@@ -140,6 +145,13 @@ public:
 private:
     PGresult* r_;
 };
+
+// "session 345 of user infra from 10.0.0.5 (infra-keys)", from the session_columns of `row`.
+std::string session_of(const Result& r, int row) {
+    std::string app = r.text(row, 2);
+    return fmt::format("session {} of user {} from {}{}", r.text(row, 0), r.text(row, 1), r.text(row, 3),
+                       app.empty() ? "" : " (" + app + ")");
+}
 
 class Connection {
 public:
@@ -628,18 +640,44 @@ public:
     std::vector<std::string> other_clients() override {
         auto r = db_.conn().exec(
             "listing other sessions",
-            "SELECT CAST(pid AS TEXT), coalesce(usename::text, ''), coalesce(application_name, ''), "
-            "coalesce(host(client_addr), 'local socket') FROM pg_stat_activity WHERE datname = current_database() "
+            "SELECT " + session_columns + " FROM pg_stat_activity a WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
             "AND coalesce(application_name, '') <> $1::text ORDER BY pid",
             {Param::text(application_name)});
         std::vector<std::string> clients;
-        for (int i = 0; i < r.rows(); ++i) {
-            std::string app = r.text(i, 2);
-            clients.push_back(fmt::format("session {} of user {} from {}{}", r.text(i, 0), r.text(i, 1), r.text(i, 3),
-                                          app.empty() ? "" : " (" + app + ")"));
-        }
+        for (int i = 0; i < r.rows(); ++i) clients.push_back(session_of(r, i));
         return clients;
+    }
+
+    // A session-level lock on the key every writer's transaction takes too (advisory_lock_key),
+    // so that a change keeps it past its commit until its new key is installed.
+    std::unique_ptr<ChangeHold> hold_changes() override {
+        struct SessionHold : ChangeHold {
+            explicit SessionHold(Connection& conn) : conn(conn) {}
+            ~SessionHold() override {
+                conn.exec_quietly(fmt::format("SELECT pg_advisory_unlock({})", advisory_lock_key).c_str());
+            }
+            Connection& conn;
+        };
+        auto& conn = db_.conn();
+        auto locked = conn.exec("taking the infra-keys lock", "SELECT pg_try_advisory_lock($1::bigint)",
+                                {Param::number(advisory_lock_key)});
+        if (!locked.boolean(0, 0)) refuse_held_lock();
+        return std::make_unique<SessionHold>(conn);
+    }
+
+    std::optional<std::string> change_holder() override {
+        // pg_locks splits a bigint advisory key into classid (high half) and objid (low half).
+        auto key = static_cast<uint64_t>(advisory_lock_key);
+        auto r = db_.conn().exec(
+            "finding who holds the infra-keys lock",
+            "SELECT " + session_columns + " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = $1::oid AND l.objid = $2::oid AND l.pid <> pg_backend_pid() LIMIT 1",
+            {Param::text(std::to_string(key >> 32)), Param::text(std::to_string(key & 0xffffffffu))});
+        if (r.rows() == 0) return std::nullopt;
+        return session_of(r, 0);
     }
 
     std::unique_ptr<Transaction> begin_exclusive() override {
@@ -649,10 +687,7 @@ public:
         auto tx = std::make_unique<PgTransaction>(db_);  // rolls back if anything below throws
         auto locked = conn.exec("taking the infra-keys lock",
                                 "SELECT pg_try_advisory_xact_lock($1::bigint)", {Param::number(advisory_lock_key)});
-        if (!locked.boolean(0, 0))
-            conn.refuse(fmt::format("another infra-keys is writing to postgres {} (it holds advisory lock {})",
-                                    db_.target(), advisory_lock_key),
-                        "wait for it to finish and try again");
+        if (!locked.boolean(0, 0)) refuse_held_lock();
         if (db_.has_table("encryption_keys")) {
             // The server writes the dbkey row only when it creates it; locking it keeps a starting
             // server from racing us. Wait briefly, then refuse rather than hang.
@@ -665,6 +700,13 @@ public:
     }
 
 private:
+    [[noreturn]] void refuse_held_lock() {
+        throw Error(ExitCode::refused,
+                    fmt::format("a key change is in progress: {} holds the infra-keys lock on postgres {} (advisory "
+                                "lock {})", change_holder().value_or("another session"), db_.target(), advisory_lock_key),
+                    "wait for it to finish, then run the command again");
+    }
+
     mutable Database db_;
     std::string description_;
 };

@@ -11,6 +11,8 @@
 #include "store/key_store.h"
 #include "store/sql_shape.h"
 #include "util/error.h"
+#include "util/files.h"
+#include "util/lock_file.h"
 
 namespace ik::store {
 namespace {
@@ -367,6 +369,18 @@ public:
             }
         });
     }
+
+    // The database's directory, not the file: SQLite's own locks are fcntl locks on the file, which
+    // a flock there must not meet (on NFS the kernel emulates flock with them).
+    std::unique_ptr<ChangeHold> hold_changes() override {
+        struct DirectoryHold : ChangeHold {
+            explicit DirectoryHold(const std::string& dir) : lock(dir) {}
+            LockFile lock;
+        };
+        return std::make_unique<DirectoryHold>(files::directory_of(db_.path()));
+    }
+
+    std::optional<std::string> change_holder() override { return LockFile::holder(files::directory_of(db_.path())); }
 
     std::unique_ptr<Transaction> begin_exclusive() override {
         if (db_.in_transaction()) fail(ExitCode::internal, "sqlite {}: a write transaction is already open", db_.path());

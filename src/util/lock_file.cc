@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <fcntl.h>
@@ -43,17 +44,41 @@ std::optional<long> flock_holder_pid(const std::string& path) {
     return std::nullopt;
 }
 
+// flock(2) locks belong to an open file description, so a second open of a directory this process
+// has locked would conflict with its own lock: the held ones are shared instead.
+struct Held {
+    int fd = -1;
+    int users = 0;
+};
+std::map<std::pair<unsigned long, unsigned long>, Held>& held_directories() {
+    static std::map<std::pair<unsigned long, unsigned long>, Held> held;
+    return held;
+}
+
 }  // namespace
 
 LockFile::LockFile(std::string path) : path_(std::move(path)) {
     // Locking the directory that holds the keys leaves nothing behind; the kernel drops the
     // lock if we die, so a killed run never blocks the next one.
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0) fail(ExitCode::provider, "cannot open {} to lock it: {}", path_, std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) fail(ExitCode::provider, "cannot open {} to lock it: {}", path_, std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
         int saved = errno;
-        ::close(fd_);
-        fd_ = -1;
+        ::close(fd);
+        fail(ExitCode::provider, "cannot lock {}: {}", path_, std::strerror(saved));
+    }
+    inode_ = {static_cast<unsigned long>(st.st_dev), static_cast<unsigned long>(st.st_ino)};
+    Held& held = held_directories()[inode_];
+    if (held.users > 0) {
+        ::close(fd);
+        ++held.users;
+        return;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        ::close(fd);
+        held_directories().erase(inode_);
         if (saved == EWOULDBLOCK)
             throw Error(ExitCode::refused,
                         fmt::format("a key change is in progress: {} holds the lock on {}",
@@ -61,10 +86,14 @@ LockFile::LockFile(std::string path) : path_(std::move(path)) {
                         "wait for it to finish, then run the command again");
         fail(ExitCode::provider, "cannot lock {}: {}", path_, std::strerror(saved));
     }
+    held = {fd, 1};
 }
 
 LockFile::~LockFile() {
-    if (fd_ >= 0) ::close(fd_);
+    auto it = held_directories().find(inode_);
+    if (it == held_directories().end() || --it->second.users > 0) return;
+    ::close(it->second.fd);
+    held_directories().erase(it);
 }
 
 std::optional<std::string> LockFile::holder(const std::string& path) {

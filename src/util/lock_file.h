@@ -4,13 +4,15 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace ik {
 
 class LockFile {
 public:
     // Locks the directory `path` at once or throws ik::Error(refused) naming the directory and
-    // the holder's pid and host; never waits.
+    // the holder's pid and host; never waits. Locking a directory this process already holds
+    // shares that lock (the key directory and the database's may be one directory).
     explicit LockFile(std::string path);
     ~LockFile();
     LockFile(const LockFile&) = delete;
@@ -22,7 +24,7 @@ public:
 
 private:
     std::string path_;
-    int fd_ = -1;
+    std::pair<unsigned long, unsigned long> inode_{};  // (device, inode) of the locked directory
 };
 
 }  // namespace ik

@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 import unittest
 import uuid
 
@@ -33,6 +34,20 @@ infra.self_check(VECTORS)
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def wait_until_stopped(proc, timeout=60):
+    """Waits for a child stopped by a `:stop` failpoint (state T in /proc/PID/stat)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} before its failpoint: {proc.stderr.read()}")
+        with open(f"/proc/{proc.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.05)
+    raise AssertionError("never reached its failpoint")
+
 
 
 class SqliteDb:

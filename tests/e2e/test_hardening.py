@@ -11,25 +11,12 @@ import sys
 import time
 import unittest
 
-from harness import BIN, E2E, EXIT
+from harness import BIN, E2E, EXIT, wait_until_stopped
 from test_remote import RemoteE2E, Vault
 import peerlib
 
 # Long and unlike anything else in the process, so that every copy of it in a dump is found.
 TOKEN = "hvs.CAESIKeepThisTokenOutOfEveryCoreDump0123456789"
-
-
-def wait_until_stopped(proc, timeout=60):
-    """Waits for a child stopped by a `:stop` failpoint (state T in /proc/PID/stat)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"exited {proc.returncode} before its failpoint: {proc.stderr.read()}")
-        with open(f"/proc/{proc.pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "T":
-                return
-        time.sleep(0.05)
-    raise AssertionError("never reached its failpoint")
 
 
 def core_limit(pid):

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BACKEND, BIN, E2E, EXIT, read_file
+from harness import BACKEND, BIN, E2E, EXIT, read_file, wait_until_stopped
 
 JSON_FIELDS = {"schema", "command", "ok", "exit_code", "steps", "warnings"}
 
@@ -181,7 +181,7 @@ class PipelineTest(E2E):
         before = self.fingerprint()
         p = subprocess.Popen([BIN, "--config", self.inst.config_path, "rotate-root"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.wait_stopped(p)
+        wait_until_stopped(p)
         with open(self.inst.key_path + ".new", "wb") as f:
             f.write(b"not a key")
         p.send_signal(signal.SIGCONT)
@@ -200,23 +200,13 @@ class PipelineTest(E2E):
         self.assertExit(self.inst.run("verify", "--level", "full"), "provider")
 
     # --- in progress, interrupted, --abort ----------------------------------------------------
-    def wait_stopped(self, p):
-        for _ in range(600):
-            with open(f"/proc/{p.pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "T":
-                    return
-            if p.poll() is not None:
-                self.fail(f"exited {p.returncode}: {p.stderr.read()}")
-            time.sleep(0.05)
-        self.fail("never reached the fail point")
-
     def test_other_commands_say_in_progress_while_a_rotation_runs_and_interrupted_after_a_kill(self):
         before = self.fingerprint()
         env = dict(os.environ, HOME=self.inst.dir, INFRA_KEYS_FAILPOINT="rotate-after-write-new-key:stop")
         p = subprocess.Popen([BIN, "--config", self.inst.config_path, "rotate-root"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            self.wait_stopped(p)
+            wait_until_stopped(p)
             # Step lines reach stdout as they happen (line-buffered), not at the end.
             for args in (["verify"], ["verify", "--level", "full"], ["status"], ["rotate-root", "--resume"],
                          ["rotate-root", "--abort"], ["rewrap"]):

@@ -7,23 +7,11 @@ import glob
 import os
 import signal
 import subprocess
-import time
 import unittest
 
-from harness import BACKEND, BIN, E2E, read_file
+from harness import BACKEND, BIN, E2E, read_file, wait_until_stopped
 
 PASSWORD = os.environ.get("INFRA_KEYS_TEST_PG_PASSWORD", "")
-
-
-def wait_until_stopped(pid, timeout=60):
-    """Waits for a process to stop itself (SIGSTOP at a failpoint)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "T":
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"process {pid} did not reach its failpoint")
 
 
 @unittest.skipUnless(BACKEND == "postgres", "needs INFRA_KEYS_TEST_DB=postgres (tests/pg/with-postgres)")
@@ -40,7 +28,7 @@ class PostgresTest(E2E):
         env = dict(os.environ, HOME=self.inst.dir, INFRA_KEYS_FAILPOINT=point + ":stop")
         proc = subprocess.Popen([BIN, "--config", self.inst.config_path, "rotate-root", *args], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_until_stopped(proc.pid)
+        wait_until_stopped(proc)
         return proc
 
     def infra_keys_backends(self):
@@ -109,9 +97,17 @@ class PostgresTest(E2E):
             with open(other_config, "w") as f:
                 f.write("\n".join(self.inst.db.config_lines() + [f"dbEncryptionKey: {other_key}"]) + "\n")
             before = sorted(os.listdir(other_dir))
+            (session,) = self.infra_keys_backends()[0]
             r = self.inst.run("--config", other_config, "rotate-root", "--server-stopped", config=False, timeout=60)
             self.assertExit(r, "refused")
-            self.assertIn("another infra-keys", r.stderr)
+            self.assertIn("a key change is in progress", r.stderr)
+            self.assertIn(f"session {session} of user", r.stderr)
+            # Its key directory is not the rotation's: the database's lock alone shows the change.
+            for args in (["verify"], ["status"]):
+                r = self.inst.run("--config", other_config, *args, config=False, timeout=60)
+                self.assertExit(r, "refused")
+                self.assertIn(f"session {session} of user", r.stderr)
+                self.assertNotIn("interrupted", r.stderr)
             self.assertEqual(before, sorted(os.listdir(other_dir)))
             self.assertEqual(self.inst.root_key, read_file(other_key))
         finally:

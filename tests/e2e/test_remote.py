@@ -13,7 +13,7 @@ import unittest
 import urllib.request
 
 import infra
-from harness import BIN, E2E, EXIT, Installation, read_file
+from harness import BIN, E2E, EXIT, Installation, read_file, wait_until_stopped
 from test_rotation import ROTATE_POINTS
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers"))
@@ -481,6 +481,30 @@ class KubeTest(RemoteE2E):
         before = self.state()
         self.assertExit(self.ik("rotate-root"), "interrupted")
         self.assertEqual(before, self.state())
+
+    def test_other_commands_say_in_progress_while_a_rotation_runs_and_interrupted_after_a_kill(self):
+        # No key directory to lock: the database's change lock is what shows the rotation.
+        self.seed()
+        env = dict(os.environ, HOME=self.inst.dir, INFRA_KEYS_FAILPOINT="rotate-after-write-new-key:stop", **self.p.env)
+        p = subprocess.Popen([BIN, "--config", self.inst.config_path, "rotate-root"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until_stopped(p)
+            self.assertIn("__root_key.new", self.p.secret())
+            for args in (["verify"], ["status"], ["rotate-root"], ["rotate-root", "--resume"]):
+                with self.subTest(args=args):
+                    r = self.ik(*args)
+                    self.assertExit(r, "refused")
+                    self.assertIn(f"pid {p.pid}", r.stderr)
+                    self.assertIn("in progress", r.stderr)
+        finally:
+            p.kill()
+            p.wait()
+            p.stderr.close()
+        r = self.ik("verify")
+        self.assertExit(r, "interrupted")
+        self.assertExit(self.ik("rotate-root", "--resume"), "ok")
+        self.assertConverged()
 
     def test_two_concurrent_rotations_never_mix(self):
         # No flock spans a cluster: the database lock, taken before any key is written, is what
