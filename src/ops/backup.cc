@@ -21,6 +21,7 @@
 #include "util/error.h"
 #include "util/failpoint.h"
 #include "util/files.h"
+#include "util/output.h"
 
 namespace ik::ops {
 namespace {
@@ -167,6 +168,9 @@ Encrypted encrypt_proven(const backup::Metadata& meta, const backup::Contents& c
 backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
                                      const backup::Contents& contents, const BackupRecipients& to) {
     Encrypted file = encrypt_proven(meta, contents, to);
+    for (const auto& stale : files::stale_temp_files_of(path))
+        if (std::remove(stale.c_str()) == 0)
+            out::result("removed the stale temp file {} (a backup copy left by a killed run)", stale);
     try {
         if (force) files::write_atomic(path, as_bytes(file.bytes), 0600);
         else files::write_new(path, as_bytes(file.bytes), 0600);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "util/output.h"
+
 namespace ik::ops {
 
 void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) {
@@ -13,6 +15,11 @@ void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) 
                             "damage, so nothing changed",
                             first.table, first.column, first.row, database, first.reason, first.detail, more),
                 "run `infra-keys verify --level full` to list every such value, fix or clear them, then run again");
+}
+
+StagedKeys::StagedKeys(KeySlots& slots) : slots_(slots) {
+    for (const auto& stale : slots_.remove_stale_temp_files())
+        out::result("removed the stale temp file {} (a key copy left by a killed run)", slots_.describe(stale));
 }
 
 void StagedKeys::create(const std::string& slot, const SecretBytes& key) {

@@ -27,7 +27,9 @@ void refuse_blocking_values(const RekeyPlan& plan, const std::string& database);
 // The key material a change wrote before its commit, so that a failure can take it back.
 class StagedKeys {
 public:
-    explicit StagedKeys(KeySlots& slots) : slots_(slots) {}
+    // Removes the temp copies of keys that killed runs left beside the key (nobody else knows of
+    // them, and the caller holds the key directory's lock), saying so.
+    explicit StagedKeys(KeySlots& slots);
     StagedKeys(const StagedKeys&) = delete;
     StagedKeys& operator=(const StagedKeys&) = delete;
 

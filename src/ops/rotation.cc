@@ -231,7 +231,6 @@ RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOpti
         return result;
     }
     KeyChange change = plan_key_change(inst, current, result);
-    sweep_temp_files(slots, result);
     StagedKeys keys(slots);
     staged(inst, slots, keys, change, [&] {
         keys.create(slots.next(), crypto::random_key());

@@ -1,5 +1,6 @@
 #include "util/files.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -96,6 +97,20 @@ void fsync_directory(const std::string& dir) {
 std::string directory_of(const std::string& path) {
     auto parent = std::filesystem::path(path).parent_path();
     return parent.empty() ? "." : parent.string();
+}
+
+std::vector<std::string> stale_temp_files_of(const std::string& path) {
+    std::string prefix = std::filesystem::path(path).filename().string() + ".tmp-";
+    std::vector<std::string> stale;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(directory_of(path), ec)) {
+        std::string name = entry.path().filename().string();
+        bool ours = name.size() == prefix.size() + 8 && name.compare(0, prefix.size(), prefix) == 0 &&
+                    name.find_first_not_of("0123456789abcdef", prefix.size()) == std::string::npos;
+        if (ours && entry.is_regular_file(ec)) stale.push_back(entry.path().string());
+    }
+    std::sort(stale.begin(), stale.end());
+    return stale;
 }
 
 std::optional<std::string> symlink_target(const std::string& path) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -34,6 +35,9 @@ void write_new(const std::string& path, ByteView data, mode_t mode = 0600);
 // Moves `from` over `to` (rename(2)), `from` taking the owner, group and mode `to` had; when `to`
 // is a symlink, `from`'s contents are written through to its target instead, then `from` removed.
 void replace(const std::string& from, const std::string& to);
+
+// The temp files write_atomic/write_new left beside `path` when killed ("…/out.backup.tmp-1a2b3c4d").
+std::vector<std::string> stale_temp_files_of(const std::string& path);
 
 // nullopt if the file does not exist; FileError if it cannot be read.
 std::optional<SecretBytes> read_secret(const std::string& path);

@@ -312,5 +312,25 @@ class BackupTest(E2E):
         self.assertExit(self.inst.run("backup", "--check", self.backup_path, "--passphrase-file", self.pass_file), "ok")
 
 
+    def test_backup_and_restore_remove_the_temp_copies_killed_runs_left(self):
+        stale_backup = self.backup_path + ".tmp-0badc0de"
+        stale_key = self.inst.key_path + ".tmp-0badc0de"
+        not_ours = self.backup_path + ".tmp-notours"
+        for path in (stale_backup, stale_key, not_ours):
+            with open(path, "wb") as f:
+                f.write(os.urandom(32))
+        r = self.backup()
+        self.assertExit(r, "ok")
+        self.assertIn(f"removed the stale temp file {stale_backup}", r.stdout)
+        self.assertFalse(os.path.exists(stale_backup))
+        self.assertTrue(os.path.exists(not_ours))
+        self.assertTrue(os.path.exists(stale_key), "backup writes no key, so it leaves the key directory alone")
+        os.remove(self.inst.key_path)
+        r = self.restore()
+        self.assertExit(r, "ok")
+        self.assertIn("removed the stale temp file", r.stdout)
+        self.assertFalse(os.path.exists(stale_key))
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+
 if __name__ == "__main__":
     unittest.main()
