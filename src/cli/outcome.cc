@@ -30,7 +30,11 @@ void print_json_outcome(const std::string& command, int exit_code, const Error* 
     for (const auto& [name, value] : json_fields().items()) j[name] = value;
     if (error)
         j["error"] = {{"message", error->what()}, {"hint", error->hint()}, {"exit_code", static_cast<int>(error->code())}};
-    std::printf("%s\n", j.dump(2).c_str());
+    print_json(j);
+}
+
+void print_json(const nlohmann::json& document) {
+    std::printf("%s\n", document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
 }  // namespace ik::cli

@@ -23,5 +23,8 @@ nlohmann::json& json_fields();
 // The JSON outcome of `command` on stdout: schema, command, ok, exit_code, steps (the result
 // lines), warnings, the command's own fields and, when it failed, error {message, hint, exit_code}.
 void print_json_outcome(const std::string& command, int exit_code, const Error* error);
+// Prints one JSON document on stdout. Bytes that are not UTF-8 (a path in another encoding)
+// become U+FFFD: the document stays valid JSON, and the text output has the exact bytes.
+void print_json(const nlohmann::json& document);
 
 }  // namespace ik::cli

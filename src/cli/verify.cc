@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/outcome.h"
 #include "util/progress.h"
 #include "ops/verify.h"
 #include "util/output.h"
@@ -87,8 +88,7 @@ Command add_verify(CLI::App& app, const GlobalOptions& global) {
         progress.finish();
 
         for (const auto& w : report.warnings) out::warn("{}", w);
-        // Invalid UTF-8 (a path in another encoding) becomes U+FFFD rather than an exception.
-        if (flags->json) std::printf("%s\n", to_json(report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        if (flags->json) print_json(to_json(report));
         else print_human(report);
         if (report.error) throw *report.error;  // main prints it on stderr and exits with its code
         return static_cast<int>(report.exit_code());

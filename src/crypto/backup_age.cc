@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/fingerprint.h"
+#include "util/text.h"
 
 #ifndef INFRA_KEYS_VERSION
 #define INFRA_KEYS_VERSION "unknown"
@@ -168,6 +169,32 @@ std::string describe_stanza(const age::Stanza& s) {
     return fmt::format("{} (a recipient type infra-keys cannot open)", s.type);
 }
 
+// JSON strings are UTF-8, and a value in another encoding (a path) could only be carried changed,
+// while a root key id must come back byte for byte: such a value is refused, by name.
+void refuse_what_json_cannot_carry(const Metadata& meta, const Contents& contents) {
+    std::vector<std::pair<std::string, std::string_view>> fields = {
+        {"the database (installation.database)", meta.database},
+        {"the root key id (provider.root_key_id)", meta.root_key_id},
+        {"the provider (provider.kind)", meta.provider_kind},
+        {"the creation time (created_at)", meta.created_at}};
+    for (const auto& [name, value] : meta.provider_settings) {
+        fields.emplace_back("a provider setting name (provider.settings)", name);
+        fields.emplace_back(fmt::format("provider setting {}", printable(name)), value);
+    }
+    for (const auto& retained : contents.retained_keys) fields.emplace_back("a retained root key id", retained.id);
+    for (const auto& row : contents.rows) {
+        fields.emplace_back(fmt::format("encryption_keys row {} name", row.id), row.name);
+        fields.emplace_back(fmt::format("encryption_keys row {} algorithm", row.id), row.algorithm);
+        fields.emplace_back(fmt::format("encryption_keys row {} root_key_id", row.id), row.root_key_id);
+    }
+    for (const auto& [name, value] : fields)
+        if (!valid_utf8(value))
+            throw Error(ExitCode::backup,
+                        fmt::format("cannot write backup: {} \"{}\" is not valid UTF-8, which a backup (JSON) cannot "
+                                    "carry unchanged", name, printable(value)),
+                        "name the database and the key by UTF-8 paths (move them, update the config), then back up");
+}
+
 }  // namespace
 
 SecretBytes to_document(const Metadata& meta, const Contents& contents) {
@@ -192,12 +219,8 @@ SecretBytes to_document(const Metadata& meta, const Contents& contents) {
         doc["root_keys"].push_back(key_entry("retained", retained.id, retained.key));
     doc["key_rows"] = SecretJson::array();
     for (const auto& row : contents.rows) doc["key_rows"].push_back(row_entry(row));
-    SecretString text;
-    try {
-        text = doc.dump(2, ' ', true);
-    } catch (const SecretJson::exception&) {
-        fail_document("cannot write backup: a value is not valid UTF-8");
-    }
+    refuse_what_json_cannot_carry(meta, contents);
+    SecretString text = doc.dump(2, ' ', true);
     text.push_back('\n');
     return SecretBytes(text.begin(), text.end());
 }

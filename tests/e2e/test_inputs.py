@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import unittest
 
-from harness import BIN, E2E
+from harness import BIN, E2E, EXIT
 
 PASSPHRASE = "correct horse battery staple"
 FAST_KDF = ["--scrypt-work-factor", "10"]
@@ -301,19 +301,39 @@ class CommandLineTest(E2E):
 
 @unittest.skipIf(os.environ.get("INFRA_KEYS_TEST_DB") == "postgres", "a SQLite file path")
 class NonUtf8PathTest(E2E):
-    def test_verify_json_with_a_path_that_is_not_utf8_is_valid_json(self):
+    def setUp(self):
+        super().setUp()
         self.inst.seed(1)
-        odd = os.path.join(self.inst.dir.encode(), b"root-\xe9.key")
-        os.rename(self.inst.key_path, odd)
+        self.odd = os.path.join(self.inst.dir.encode(), b"root-\xe9.key")
+        os.rename(self.inst.key_path, self.odd)
         with open(self.inst.config_path) as f:
             text = f.read()
         with open(self.inst.config_path, "wb") as f:
-            f.write(text.replace(self.inst.key_path, "@KEY@").encode().replace(b"@KEY@", odd))
-        r = subprocess.run([BIN, "--config", self.inst.config_path, "verify", "--json"], capture_output=True,
-                           env=dict(os.environ, HOME=self.inst.dir))
-        self.assertEqual(r.returncode, 0, r.stderr)
-        report = json.loads(r.stdout.decode("utf-8"))  # valid UTF-8 and valid JSON
-        self.assertTrue(report["ok"])
+            f.write(text.replace(self.inst.key_path, "@KEY@").encode().replace(b"@KEY@", self.odd))
+
+    def run_bytes(self, *args):
+        return subprocess.run([BIN, "--config", self.inst.config_path, *args], capture_output=True,
+                              env=dict(os.environ, HOME=self.inst.dir))
+
+    def test_json_of_every_command_with_a_path_that_is_not_utf8_is_valid_json(self):
+        for args in (["verify", "--json"], ["status", "--json"], ["rewrap", "--dry-run", "--json"]):
+            with self.subTest(args=args):
+                r = self.run_bytes(*args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                report = json.loads(r.stdout.decode("utf-8"))  # valid UTF-8 and valid JSON
+                self.assertTrue(report["ok"])
+
+    def test_backup_names_the_value_it_cannot_carry(self):
+        passphrase = os.path.join(self.inst.dir, "passphrase")
+        with open(passphrase, "w") as f:
+            f.write("correct horse battery staple\n")
+        out = os.path.join(self.inst.dir, "keys.backup")
+        r = self.run_bytes("backup", "-o", out, "--passphrase-file", passphrase, "--scrypt-work-factor", "10")
+        self.assertEqual(r.returncode, EXIT["backup"], r.stderr)
+        stderr = r.stderr.decode("utf-8")  # the odd byte is shown escaped, so the message is UTF-8
+        self.assertIn("the root key id (provider.root_key_id)", stderr)
+        self.assertIn("root-\\xe9.key", stderr)
+        self.assertFalse(os.path.exists(out))
 
 
 class RootKeyDiagnosisTest(E2E):

@@ -1,0 +1,25 @@
+#include <doctest/doctest.h>
+
+#include "util/text.h"
+
+using namespace ik;
+
+TEST_CASE("valid_utf8 accepts well-formed UTF-8 and nothing else") {
+    CHECK(valid_utf8(""));
+    CHECK(valid_utf8("/root/.infra/key"));
+    CHECK(valid_utf8("/srv/clés/\xe2\x82\xac/\xf0\x9f\x94\x91"));  // é, €, 🔑
+    CHECK_FALSE(valid_utf8("dir\xff"));                            // never a UTF-8 byte
+    CHECK_FALSE(valid_utf8("\xc3"));                               // cut short
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));                           // overlong '/'
+    CHECK_FALSE(valid_utf8("\xe0\x80\xaf"));                       // overlong, three bytes
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));                       // a surrogate
+    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));                   // past U+10FFFF
+    CHECK_FALSE(valid_utf8("\x80"));                               // a lone continuation byte
+}
+
+TEST_CASE("printable keeps UTF-8 text and shows every other byte as \\xNN") {
+    CHECK(printable("/srv/clés") == "/srv/clés");
+    CHECK(printable("dir\xff/key") == "dir\\xff/key");
+    CHECK(printable("a\nb\tc") == "a\\x0ab\\x09c");
+    CHECK(printable("back\\slash") == "back\\x5cslash");
+}
