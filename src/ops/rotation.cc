@@ -256,6 +256,17 @@ RotateResult nothing_to_resume(const std::string& kind, const RotateOptions& opt
     return result;
 }
 
+// Plan: the key the row moves to must wrap and unwrap (a policy may allow one and not the other),
+// else the proof before commit would fail only after the provider had changed its key.
+void prove_round_trip(providers::RootKeyProvider& target, RotateResult& result) {
+    providers::DbKey probe = target.generate_db_key();
+    auto opened = target.try_unwrap(probe.wrapped);
+    if (!opened || *opened != probe.plaintext)
+        throw Error(ExitCode::provider, fmt::format("{} does not unwrap a key it wrapped itself", target.describe()),
+                    "check the key's policy: the rotation needs both encrypt and decrypt on it");
+    result.lines.push_back(fmt::format("{} wraps and unwraps a test key", target.describe()));
+}
+
 RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& rotation, const RotateOptions& options) {
     if (options.resume || options.abort) return nothing_to_resume(inst.provider->kind(), options);
     ChangeLock lock = lock_and_check(inst, {options.server_stopped, false, 0});
@@ -263,6 +274,7 @@ RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& 
     OpenDbKey current = open_db_key(*inst.provider, row);
     RotateResult result = new_result(options);
     for (auto& line : rotation.plan()) result.lines.push_back(std::move(line));
+    prove_round_trip(rotation.target(), result);
     KeyChange change = plan_key_change(inst, current, result);  // before the provider adds a key version
     if (options.dry_run) return result;
 

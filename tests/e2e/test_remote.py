@@ -287,6 +287,24 @@ class KmsTest(RemoteE2E):
         with self.subTest("peer down"):
             self.assertFailsWhenDown(self.kms)
 
+    def test_a_target_key_that_wraps_but_does_not_unwrap_is_refused_by_the_plan(self):
+        self.seed()
+        before = self.state()
+        for args in (["rotate-root", "--dry-run"], ["rotate-root"]):
+            with self.subTest(args=args):
+                # The first Decrypt opens the current row; the plan's test key is the second.
+                self.kms.fail(op="Decrypt", after=1, status=400, type="AccessDeniedException",
+                              message="not authorized to perform kms:Decrypt")
+                try:
+                    r = self.ik(*args)
+                finally:
+                    self.kms.reset()
+                self.assertProviderFailure(r, before)
+                self.assertIn("kms:Decrypt", r.stderr)
+        r = self.ik("rotate-root", "--dry-run")
+        self.assertExit(r, "ok")
+        self.assertIn("wraps and unwraps a test key", r.stdout)
+
     def test_provider_calls_do_not_grow_with_the_number_of_values(self):
         self.assertConstantCalls(self.kms, ("init",), ("verify", "--level", "full"), ("rotate-root",))
 
