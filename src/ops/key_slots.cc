@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "util/error.h"
+#include "util/files.h"
 
 
 namespace ik::ops {
@@ -27,17 +29,35 @@ std::vector<std::string> KeySlots::retained() {
     return out;
 }
 
-std::vector<std::string> KeySlots::stale_temp_files() {
+std::vector<std::string> KeySlots::stale_temp_names() {
     std::vector<std::string> out;
     for (auto& name : storage_.names_with_prefix(key_ + "."))
         if (name.find(".tmp-") != std::string::npos) out.push_back(std::move(name));
     return out;
 }
 
+std::vector<std::string> KeySlots::stale_temp_files_beside_link_target() {
+    auto file = storage_.file_of(key_);
+    auto target = file ? files::symlink_target(*file) : std::nullopt;
+    return target ? files::stale_temp_files_of(*target) : std::vector<std::string>{};
+}
+
+std::vector<std::string> KeySlots::stale_temp_files() {
+    std::vector<std::string> out;
+    for (const auto& name : stale_temp_names()) out.push_back(describe(name));
+    for (const auto& path : stale_temp_files_beside_link_target()) out.push_back("file " + path);
+    return out;
+}
+
 std::vector<std::string> KeySlots::remove_stale_temp_files() {
-    auto stale = stale_temp_files();
-    for (const auto& name : stale) storage_.remove(name);
-    return stale;
+    std::vector<std::string> removed;
+    for (const auto& name : stale_temp_names()) {
+        storage_.remove(name);
+        removed.push_back(describe(name));
+    }
+    for (const auto& path : stale_temp_files_beside_link_target())
+        if (std::remove(path.c_str()) == 0) removed.push_back("file " + path);
+    return removed;
 }
 
 std::optional<std::string> KeySlots::lock_directory() const {
@@ -58,7 +78,7 @@ std::vector<std::string> stale_temp_files(const Target& target) {
     try {
         Installation inst = open(target);
         if (auto slots = key_slots(inst))
-            for (const auto& name : slots->stale_temp_files()) out.push_back(slots->describe(name));
+            out = slots->stale_temp_files();
     } catch (const Error&) {
         // status reports why the installation does not open through its other checks
     }

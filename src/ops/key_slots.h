@@ -38,8 +38,10 @@ public:
     void set(const std::string& slot, const SecretBytes& key) { storage_.set(slot, key); }
     // KEY.new over KEY, atomically where the storage can.
     void install_next() { storage_.rename(next(), key_); }
-    // Temp files of a key-file write killed half-way (none in other storages): key copies nobody
-    // knows about, swept by every command that writes keys and listed by `status`.
+    // Temp files of a key-file write killed half-way (none in other storages), beside the key and,
+    // for a key that is a symlink, beside its target (where writes through the link put them): key
+    // copies nobody knows about, swept by every command that writes keys and listed by `status`.
+    // Both return descriptions ("file /…/key.tmp-1a2b3c4d").
     std::vector<std::string> stale_temp_files();
     std::vector<std::string> remove_stale_temp_files();  // returns what it removed
 
@@ -52,6 +54,9 @@ public:
     std::optional<std::string> lock_directory() const;
 
 private:
+    std::vector<std::string> stale_temp_names();                  // in the storage
+    std::vector<std::string> stale_temp_files_beside_link_target();  // paths
+
     secrets::SecretStorage& storage_;
     std::string key_;
 };

@@ -19,7 +19,7 @@ void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) 
 
 StagedKeys::StagedKeys(KeySlots& slots) : slots_(slots) {
     for (const auto& stale : slots_.remove_stale_temp_files())
-        out::result("removed the stale temp file {} (a key copy left by a killed run)", slots_.describe(stale));
+        out::result("removed the stale temp file {} (a key copy left by a killed run)", stale);
 }
 
 void StagedKeys::create(const std::string& slot, const SecretBytes& key) {

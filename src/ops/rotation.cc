@@ -59,7 +59,7 @@ RotateResult new_result(const RotateOptions& options) {
 
 void sweep_temp_files(KeySlots& slots, RotateResult& result) {
     for (const auto& stale : slots.remove_stale_temp_files())
-        result.lines.push_back(fmt::format("removed the stale temp file {}", slots.describe(stale)));
+        result.lines.push_back(fmt::format("removed the stale temp file {}", stale));
 }
 
 // --- native: files or Kubernetes, through the same slots ---------------------------------------

@@ -75,6 +75,24 @@ TEST_CASE("stale temp files of a killed key write are removed and nothing else i
     CHECK(fs::exists(key));
 }
 
+TEST_CASE("a key that is a symlink: the temp files a killed write left beside its target are found and removed") {
+    TempDir dir;
+    fs::create_directory(dir.path / "real");
+    std::string target = dir.file("real/root.key", "x");
+    std::string beside_target = dir.file("real/root.key.tmp-0badf00d", "x");
+    std::string not_ours = dir.file("real/root.key.tmp-0badf00d.keep", "x");
+    std::string key = (dir.path / "root.key").string();
+    fs::create_symlink(target, key);
+    auto files = plain_files();
+    ops::KeySlots slots(files, key);
+    CHECK(slots.stale_temp_files() == std::vector<std::string>{"file " + beside_target});
+    CHECK(slots.remove_stale_temp_files() == std::vector<std::string>{"file " + beside_target});
+    CHECK_FALSE(fs::exists(beside_target));
+    CHECK(fs::exists(not_ours));
+    CHECK(fs::exists(target));
+    CHECK(slots.stale_temp_files().empty());
+}
+
 TEST_CASE("installing a new key file renames it over the key, which then holds the new key") {
     TempDir dir;
     std::string key = dir.path / "root.key";
