@@ -15,6 +15,15 @@ void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) 
                 "run `infra-keys verify --level full` to list every such value, fix or clear them, then run again");
 }
 
+bool committed_since(Installation& inst, const store::KeyRow& before) {
+    try {
+        auto row = inst.store().live_key(db_key_name);
+        return !row || row->encrypted != before.encrypted;
+    } catch (const Error&) {
+        return true;
+    }
+}
+
 void StagedKeys::create(const std::string& slot, const SecretBytes& key) {
     slots_.create(slot, key);
     written_.push_back({slot, std::nullopt});
