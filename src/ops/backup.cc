@@ -190,7 +190,11 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
         throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", options.output),
                     "choose another --output, or pass --force");
     OpenDbKey key = open_db_key(inst);
-    std::vector<store::KeyRow> live = inst.store().live_keys();
+    return write_backup_of(inst, options, key, inst.store().live_keys(), to);
+}
+
+Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
+                       const std::vector<store::KeyRow>& live, const BackupRecipients& to) {
     backup::Contents contents = contents_for(inst, key, live);
     backup::Metadata meta = metadata_for(inst, key);
 
