@@ -1,6 +1,11 @@
 #include "ops/rotate_data_key.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <unistd.h>
 
 #include "crypto/seal.h"
 #include "ops/db_key.h"
@@ -24,10 +29,18 @@ providers::DbKey fresh_db_key(providers::RootKeyProvider& provider, const OpenDb
     return key;
 }
 
-void refuse_existing_backup(const DataKeyOptions& options) {
-    if (options.backup && files::exists(*options.backup))
-        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", *options.backup),
+// The plan's check of --backup FILE, so that the dry run predicts it: never over an existing file
+// (exit 7), and only into a directory that can take it (exit 6, as a failed write would be).
+void check_backup_target(const DataKeyOptions& options) {
+    if (!options.backup) return;
+    const std::string& path = *options.backup;
+    if (files::exists(path))
+        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", path),
                     "choose another --backup file");
+    std::string directory = std::filesystem::path(path).parent_path().string();
+    if (directory.empty()) directory = ".";
+    if (::access(directory.c_str(), W_OK | X_OK) != 0)
+        fail(ExitCode::backup, "cannot write the backup {}: directory {}: {}", path, directory, std::strerror(errno));
 }
 
 // The plan's lines: what the one transaction will do.
@@ -69,7 +82,7 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
     refuse_what_the_release_cannot_run(inst);
     ChangeLock lock = lock_and_check(inst, {options.server_stopped, false, 0});
     OpenDbKey current = open_db_key(inst);
-    refuse_existing_backup(options);
+    check_backup_target(options);
 
     // Plan: everything that can refuse, before the provider is asked for a key.
     DataKeyResult result;
