@@ -247,5 +247,54 @@ class ReleaseFamiliesTest(DataKeyCase):
                 self.assertIn("vendor_extension.secret row 1: unlisted", r.stdout)
 
 
+class RemoteProviders(DataKeyCase):
+    """The new db key made by the provider itself, as the server makes one, against its peer."""
+
+    def setUp(self):
+        super().setUp()
+        import test_remote as remote  # a module, so unittest does not collect its cases here
+        self.remote = remote
+        self.peers = []
+
+    def tearDown(self):
+        super().tearDown()
+        for peer in self.peers:
+            peer.close()
+
+    def rotate_with(self, provider):
+        with open(self.inst.config_path, "w") as f:
+            f.write("\n".join(self.inst.db.config_lines()) + "\n" + provider.config())
+        self.inst.seed(values_per_column=5, wrap=provider.wrap)
+        old_row, old_key = self.inst.db_key_row(), self.inst.db_key
+        self.assertExit(self.inst.run("rotate-data-key", "--dry-run", env=provider.env), "ok")
+        self.assertEqual(self.inst.db_key_row(), old_row)
+        r = self.inst.run("rotate-data-key", env=provider.env)
+        self.assertExit(r, "ok")
+        row = self.inst.db_key_row()
+        self.assertEqual(row["id"], old_row["id"])
+        self.assertEqual((row["algorithm"], row["root_key_id"]), (old_row["algorithm"], old_row["root_key_id"]))
+        new_key = provider.unwrap(row["encrypted"])  # the provider's official client opens the new row
+        self.assertEqual(len(new_key), 32)
+        self.assertNotEqual(new_key, old_key)
+        self.assertEqual(self.inst.decrypt_all(db_key=new_key), self.inst.plaintexts)
+        self.assertAllResealed(self.inst.stored_values(), old_key, new_key, infra.key_id_of(row["encrypted"]),
+                               row["root_key_id"])
+        self.assertExit(self.inst.run("verify", "--level", "full", env=provider.env), "ok")
+        return row
+
+    def test_awskms_makes_the_new_db_key_with_generate_data_key(self):
+        peer = self.remote.peerlib.kms(keys=("alias/infra",))
+        self.peers.append(peer)
+        self.rotate_with(self.remote.Kms(peer))
+        # One new data key, from the real run only (the oracle seals with Encrypt; the dry run asks for none).
+        self.assertEqual(peer.ops().get("GenerateDataKey"), 1, peer.ops())
+
+    def test_vault_makes_the_new_db_key_through_transit_encrypt(self):
+        peer = self.remote.peerlib.vault()
+        self.peers.append(peer)
+        row = self.rotate_with(self.remote.Vault(peer))
+        self.assertTrue(row["encrypted"].startswith(b"vault:v1:"))
+
+
 if __name__ == "__main__":
     unittest.main()
