@@ -69,6 +69,7 @@ void back_up_new_key(Installation& inst, const DataKeyOptions& options, const pr
 // A failure before the commit: the transaction is rolled back; a backup of a db key that never
 // committed would only mislead, so it goes too.
 Error undo_backup(const Error& cause, const std::string& path) {
+    if (!files::exists(path)) return cause;
     if (std::remove(path.c_str()) != 0)
         return Error(cause.code(), fmt::format("{}; {} holds a db key that was never committed: delete it", cause.what(), path),
                      cause.hint());
@@ -105,8 +106,15 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
                            {}};
     if (options.backup)
         target.before_commit = [&] {
-            back_up_new_key(inst, options, fresh, result);
+            // From here a file at the path is ours (the plan saw none), even if proving it fails;
+            // one that appeared since is refused by the write and stays.
             backup_written = true;
+            try {
+                back_up_new_key(inst, options, fresh, result);
+            } catch (const Error& e) {
+                if (e.code() == ExitCode::refused) backup_written = false;
+                throw;
+            }
         };
     try {
         RekeyCounts counts = commit_key_change(change, inst.store(), current, target, failpoint_prefix);

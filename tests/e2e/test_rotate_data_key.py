@@ -12,6 +12,7 @@ import unittest
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+import harness
 import infra
 import releases
 from harness import BACKEND, E2E, read_file
@@ -209,6 +210,29 @@ class BackupOfTheNewKeyTest(DataKeyCase):
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         # The file a kill leaves behind holds a db key that never committed (README, crash safety).
         self.assertNotEqual(self.backed_up_db_key(identity), self.inst.db_key)
+
+    @unittest.skipUnless(BACKEND == "postgres", "a session the test can terminate")
+    def test_a_commit_that_fails_after_the_backup_removes_the_backup(self):
+        import test_postgres
+        identity, recipient = self.age_recipient()
+        before = self.state_hashes()
+        env = dict(os.environ, HOME=self.inst.dir, INFRA_KEYS_FAILPOINT="rotate-data-key-before-commit:stop")
+        proc = subprocess.Popen([harness.BIN, "--config", self.inst.config_path, "rotate-data-key", "--backup",
+                                 self.backup, "--recipient", recipient], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        test_postgres.wait_until_stopped(proc.pid)
+        try:
+            self.assertTrue(os.path.exists(self.backup), "the backup is written before the commit")
+            for (pid,) in self.inst.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'infra-keys' "
+                                          "AND datname = current_database()"):
+                self.inst.query("SELECT pg_terminate_backend(?)", (pid,))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+            out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, harness.EXIT["database"], err)
+        self.assertIn(f"undone: removed {self.backup}", err)
+        self.assertFalse(os.path.exists(self.backup))
+        self.assertEqual(before, self.state_hashes())
 
     def test_a_backup_that_cannot_be_written_is_refused_in_the_plan(self):
         missing = os.path.join(self.inst.dir, "no-such-directory", "new-key.backup")
