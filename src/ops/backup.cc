@@ -231,8 +231,12 @@ Report check_backup(Installation& inst, const std::string& path, const backup::U
     const backup::KeyRowCopy* saved = db_key_in(contents);
     try {
         SecretBytes from_backup = unwrap_with_backup(inst, contents, live.encrypted);
-        (void)from_backup;
         report.lines.push_back(fmt::format("check: ok: the backup opens dbkey row {} of {}", live.id, inst.store().describe()));
+        // Its root key still opens the row, but the db key it carries is another (rotate-data-key
+        // since it was made): restoring it gives back the root key, never the values' key.
+        if (contents.db_key && *contents.db_key != from_backup)
+            report.lines.push_back("check: note: the db key in this backup is not the live db key (rotate-data-key "
+                                   "replaced it since, or never committed it)");
     } catch (const Error& e) {
         if (e.code() != ExitCode::wrong_key) throw;
         report.problems = true;

@@ -69,7 +69,6 @@ void back_up_new_key(Installation& inst, const DataKeyOptions& options, const pr
 // A failure before the commit: the transaction is rolled back; a backup of a db key that never
 // committed would only mislead, so it goes too.
 Error undo_backup(const Error& cause, const std::string& path) {
-    if (!files::exists(path)) return cause;
     if (std::remove(path.c_str()) != 0)
         return Error(cause.code(), fmt::format("{}; {} holds a db key that was never committed: delete it", cause.what(), path),
                      cause.hint());
@@ -121,8 +120,13 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
         result.values = counts.values;
     } catch (const Error& e) {
         change.tx.reset();
-        // Read back, never assume: a committed row keeps the backup of its key.
-        if (backup_written && !committed_since(inst, current.row)) throw undo_backup(e, *options.backup);
+        // Read back, never assume: a row that may have committed keeps the backup of its key.
+        if (backup_written && files::exists(*options.backup)) {
+            if (!committed_since(inst, current.row)) throw undo_backup(e, *options.backup);
+            throw Error(e.code(), fmt::format("{}; kept {}: it holds the new db key, which the database holds only if the "
+                                              "commit happened (`infra-keys backup --check {}` says whether it is the live one)",
+                                              e.what(), *options.backup, *options.backup), e.hint());
+        }
         throw;
     }
     result.lines.push_back(fmt::format("dbkey row {} now wraps a new db key (key id {}); {} values re-sealed with it",

@@ -170,7 +170,9 @@ class BackupOfTheNewKeyTest(DataKeyCase):
         new_key = self.db_key_now()
         self.assertEqual(self.backed_up_db_key(identity), new_key)
         self.assertNotEqual(new_key, self.inst.db_key)
-        self.assertExit(self.inst.run("backup", "--check", self.backup, "-i", identity), "ok")
+        r = self.inst.run("backup", "--check", self.backup, "-i", identity)
+        self.assertExit(r, "ok")
+        self.assertNotIn("not the live db key", r.stdout)
         self.assertExit(self.inst.run("restore", self.backup, "--dry-run", "-i", identity), "ok")
 
     def test_passphrase_backup_opens_offline_and_for_restore(self):
@@ -208,14 +210,31 @@ class BackupOfTheNewKeyTest(DataKeyCase):
         self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr)
         self.assertEqual(self.db_key_now(), self.inst.db_key)
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
-        # The file a kill leaves behind holds a db key that never committed (README, crash safety).
+        # The file a kill leaves behind holds a db key that never committed (README, crash safety),
+        # and `backup --check` says so.
         self.assertNotEqual(self.backed_up_db_key(identity), self.inst.db_key)
+        self.assertIn("the db key in this backup is not the live db key",
+                      self.inst.run("backup", "--check", self.backup, "-i", identity).stdout)
+
+    @unittest.skipUnless(BACKEND == "postgres", "a deferred constraint trigger that fails the COMMIT")
+    def test_a_commit_that_fails_after_the_backup_removes_the_backup(self):
+        _identity, recipient = self.age_recipient()
+        self.inst.execute("""CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the test refuses this commit'; END $$;
+            CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE ON encryption_keys DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION refuse_commit();""")
+        before = self.state_hashes()
+        r = self.inst.run("rotate-data-key", "--backup", self.backup, "--recipient", recipient)
+        self.assertExit(r, "database")
+        self.assertIn("the test refuses this commit", r.stderr)
+        self.assertIn(f"undone: removed {self.backup}", r.stderr)
+        self.assertFalse(os.path.exists(self.backup))
+        self.assertEqual(before, self.state_hashes())
 
     @unittest.skipUnless(BACKEND == "postgres", "a session the test can terminate")
-    def test_a_commit_that_fails_after_the_backup_removes_the_backup(self):
+    def test_a_commit_whose_outcome_is_unknown_keeps_the_backup_and_says_how_to_tell(self):
         import test_postgres
         identity, recipient = self.age_recipient()
-        before = self.state_hashes()
         env = dict(os.environ, HOME=self.inst.dir, INFRA_KEYS_FAILPOINT="rotate-data-key-before-commit:stop")
         proc = subprocess.Popen([harness.BIN, "--config", self.inst.config_path, "rotate-data-key", "--backup",
                                  self.backup, "--recipient", recipient], env=env,
@@ -228,11 +247,17 @@ class BackupOfTheNewKeyTest(DataKeyCase):
                 self.inst.query("SELECT pg_terminate_backend(?)", (pid,))
         finally:
             os.kill(proc.pid, signal.SIGCONT)
-            out, err = proc.communicate(timeout=60)
+            _out, err = proc.communicate(timeout=60)
         self.assertEqual(proc.returncode, harness.EXIT["database"], err)
-        self.assertIn(f"undone: removed {self.backup}", err)
-        self.assertFalse(os.path.exists(self.backup))
-        self.assertEqual(before, self.state_hashes())
+        # The connection is gone, so whether the commit happened cannot be read back: the backup stays.
+        self.assertIn(f"kept {self.backup}", err)
+        self.assertIn(f"backup --check {self.backup}", err)
+        self.assertEqual(self.db_key_now(), self.inst.db_key)
+        self.assertNotEqual(self.backed_up_db_key(identity), self.inst.db_key)
+        # Its root key (the same) opens the live row; the check says the db key is not the live one.
+        r = self.inst.run("backup", "--check", self.backup, "-i", identity)
+        self.assertExit(r, "ok")
+        self.assertIn("the db key in this backup is not the live db key", r.stdout)
 
     def test_a_backup_that_cannot_be_written_is_refused_in_the_plan(self):
         missing = os.path.join(self.inst.dir, "no-such-directory", "new-key.backup")
@@ -285,10 +310,11 @@ class RemoteProviders(DataKeyCase):
         for peer in self.peers:
             peer.close()
 
-    def rotate_with(self, provider):
+    def rotate_with(self, provider, after_seed=lambda: None):
         with open(self.inst.config_path, "w") as f:
             f.write("\n".join(self.inst.db.config_lines()) + "\n" + provider.config())
         self.inst.seed(values_per_column=5, wrap=provider.wrap)
+        after_seed()
         old_row, old_key = self.inst.db_key_row(), self.inst.db_key
         self.assertExit(self.inst.run("rotate-data-key", "--dry-run", env=provider.env), "ok")
         self.assertEqual(self.inst.db_key_row(), old_row)
@@ -318,6 +344,15 @@ class RemoteProviders(DataKeyCase):
         self.peers.append(peer)
         row = self.rotate_with(self.remote.Vault(peer))
         self.assertTrue(row["encrypted"].startswith(b"vault:v1:"))
+
+
+    def test_native_in_kubernetes_keeps_the_root_key_secret_as_it_was(self):
+        peer = self.remote.peerlib.kube()
+        self.peers.append(peer)
+        provider = self.remote.Kube(peer, self.inst.dir)
+        seeded = {}
+        self.rotate_with(provider, after_seed=lambda: seeded.update(provider.secret()))
+        self.assertEqual(provider.secret(), seeded)  # only the db key changed; no slot was written
 
 
 if __name__ == "__main__":
