@@ -56,24 +56,50 @@ void describe_plan(Installation& inst, const OpenDbKey& current, const RekeyPlan
         result.lines.push_back(fmt::format("{}back up the new db key to {} before the commit", would, *options.backup));
 }
 
-// --backup: the new db key and the key rows as this transaction holds them, proven to open it.
-void back_up_new_key(Installation& inst, const DataKeyOptions& options, const providers::DbKey& fresh,
-                     DataKeyResult& result) {
-    auto row = inst.store().live_key(db_key_name);  // the updated row: same connection, same transaction
-    if (!row) fail(ExitCode::internal, "the dbkey row in {} vanished inside the key change", inst.store().describe());
-    OpenDbKey next{*row, fresh.plaintext, seal::key_id_of(row->encrypted)};
-    Report report = write_backup_of(inst, {*options.backup, false}, next, inst.store().live_keys(), *options.backup_to);
-    for (auto& line : report.lines) result.lines.push_back(std::move(line));
-}
+// --backup across the commit: written and proven just before it, taken back if it did not happen.
+class NewKeyBackup {
+public:
+    NewKeyBackup(Installation& inst, const std::string& path, const BackupRecipients& to, DataKeyResult& result)
+        : inst_(inst), path_(path), to_(to), result_(result) {}
 
-// A failure before the commit: the transaction is rolled back; a backup of a db key that never
-// committed would only mislead, so it goes too.
-Error undo_backup(const Error& cause, const std::string& path) {
-    if (std::remove(path.c_str()) != 0)
-        return Error(cause.code(), fmt::format("{}; {} holds a db key that was never committed: delete it", cause.what(), path),
-                     cause.hint());
-    return Error(cause.code(), fmt::format("{}; undone: removed {}", cause.what(), path), cause.hint());
-}
+    // The before-commit step: the new db key and the key rows as this transaction holds them.
+    void write(const SecretBytes& db_key) {
+        // From here a file at the path is ours (the plan saw none), even if proving it fails; one
+        // that appeared since is refused by the write and stays.
+        written_ = true;
+        try {
+            auto row = inst_.store().live_key(db_key_name);  // the updated row: same connection, same transaction
+            if (!row) fail(ExitCode::internal, "the dbkey row in {} vanished inside the key change", inst_.store().describe());
+            OpenDbKey next{*row, db_key, seal::key_id_of(row->encrypted)};
+            Report report = write_backup_of(inst_, {path_, false}, next, inst_.store().live_keys(), to_);
+            for (auto& line : report.lines) result_.lines.push_back(std::move(line));
+        } catch (const Error& e) {
+            if (e.code() == ExitCode::refused) written_ = false;
+            throw;
+        }
+    }
+
+    // The error to report for `cause`, a failure of the key change: a backup of a db key that never
+    // committed would only mislead, so it goes; read back, never assumed, and kept when in doubt.
+    Error undo(const Error& cause, const store::KeyRow& before) {
+        if (!written_ || !files::exists(path_)) return cause;
+        if (committed_since(inst_, before))
+            return Error(cause.code(), fmt::format("{}; kept {}: it holds the new db key, which the database holds only if "
+                                                   "the commit happened (`infra-keys backup --check {}` says whether it "
+                                                   "is the live one)", cause.what(), path_, path_), cause.hint());
+        if (std::remove(path_.c_str()) != 0)
+            return Error(cause.code(), fmt::format("{}; {} holds a db key that was never committed: delete it",
+                                                   cause.what(), path_), cause.hint());
+        return Error(cause.code(), fmt::format("{}; undone: removed {}", cause.what(), path_), cause.hint());
+    }
+
+private:
+    Installation& inst_;
+    const std::string& path_;
+    const BackupRecipients& to_;
+    DataKeyResult& result_;
+    bool written_ = false;
+};
 
 }  // namespace
 
@@ -97,36 +123,21 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
     providers::DbKey fresh = fresh_db_key(*inst.provider, current);
     seal::KeyId new_id = seal::key_id_of(fresh.wrapped);
     std::string root_key_id = inst.provider->root_key_id();
-    bool backup_written = false;
     KeyChangeTarget target{{fresh.wrapped, inst.provider->algorithm(), root_key_id},
                            fresh.plaintext,
                            reseal(current, fresh.plaintext, new_id, root_key_id),
                            [&](ByteView wrapped) { return inst.provider->unwrap(wrapped); },
                            {}};
-    if (options.backup)
-        target.before_commit = [&] {
-            // From here a file at the path is ours (the plan saw none), even if proving it fails;
-            // one that appeared since is refused by the write and stays.
-            backup_written = true;
-            try {
-                back_up_new_key(inst, options, fresh, result);
-            } catch (const Error& e) {
-                if (e.code() == ExitCode::refused) backup_written = false;
-                throw;
-            }
-        };
+    std::optional<NewKeyBackup> backup;
+    if (options.backup) {
+        backup.emplace(inst, *options.backup, *options.backup_to, result);
+        target.before_commit = [&] { backup->write(fresh.plaintext); };
+    }
     try {
-        RekeyCounts counts = commit_key_change(change, inst.store(), current, target, failpoint_prefix);
-        result.values = counts.values;
+        result.values = commit_key_change(change, inst.store(), current, target, failpoint_prefix).values;
     } catch (const Error& e) {
         change.tx.reset();
-        // Read back, never assume: a row that may have committed keeps the backup of its key.
-        if (backup_written && files::exists(*options.backup)) {
-            if (!committed_since(inst, current.row)) throw undo_backup(e, *options.backup);
-            throw Error(e.code(), fmt::format("{}; kept {}: it holds the new db key, which the database holds only if the "
-                                              "commit happened (`infra-keys backup --check {}` says whether it is the live one)",
-                                              e.what(), *options.backup, *options.backup), e.hint());
-        }
+        if (backup) throw backup->undo(e, current.row);
         throw;
     }
     result.lines.push_back(fmt::format("dbkey row {} now wraps a new db key (key id {}); {} values re-sealed with it",
