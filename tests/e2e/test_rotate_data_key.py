@@ -72,6 +72,8 @@ class RotateDataKeyTest(DataKeyCase):
 
     def test_a_new_db_key_re_seals_every_value_in_place(self):
         old_row, old_key = self.inst.db_key_row(), self.inst.db_key
+        updated_at = "SELECT updated_at, created_at, key_id FROM encryption_keys WHERE name = 'dbkey'"
+        old_times = self.inst.query(updated_at)[0]
         root_key = read_file(self.inst.key_path)
         dry = self.inst.run("rotate-data-key", "--dry-run", "--json")
         self.assertExit(dry, "ok")
@@ -87,6 +89,9 @@ class RotateDataKeyTest(DataKeyCase):
         self.assertEqual(row["id"], old_row["id"])  # the same row: the server loads one
         self.assertEqual((row["algorithm"], row["root_key_id"]), ("aesgcm", self.inst.key_path))
         self.assertEqual(len(self.inst.query("SELECT id FROM encryption_keys WHERE name = 'dbkey'")), 1)
+        new_times = self.inst.query(updated_at)[0]
+        self.assertNotEqual(new_times[0], old_times[0])  # updated_at: now
+        self.assertEqual(new_times[1:], old_times[1:])   # created_at and key_id: the same row
         self.assertEqual(read_file(self.inst.key_path), root_key)  # the root key did not change
         new_key = self.db_key_now()
         self.assertNotEqual(new_key, old_key)
