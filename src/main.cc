@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
         ik::cli::add_init(app, global),
         ik::cli::add_verify(app, global),
         ik::cli::add_rotate_root(app, global),
+        ik::cli::add_rotate_data_key(app, global),
         ik::cli::add_rewrap(app, global),
         ik::cli::add_status(app, global),
         ik::cli::add_backup(app, global),

@@ -46,6 +46,7 @@ Command add_verify(CLI::App& app, const GlobalOptions& global);
 Command add_backup(CLI::App& app, const GlobalOptions& global);
 Command add_restore(CLI::App& app, const GlobalOptions& global);
 Command add_rotate_root(CLI::App& app, const GlobalOptions& global);
+Command add_rotate_data_key(CLI::App& app, const GlobalOptions& global);
 Command add_rewrap(CLI::App& app, const GlobalOptions& global);
 Command add_status(CLI::App& app, const GlobalOptions& global);
 Command add_help(CLI::App& app);

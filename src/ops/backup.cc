@@ -194,7 +194,11 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
         throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", options.output),
                     "choose another --output, or pass --force");
     OpenDbKey key = open_db_key(inst);
-    std::vector<store::KeyRow> live = inst.store().live_keys();
+    return write_backup_of(inst, options, key, inst.store().live_keys(), to);
+}
+
+Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
+                       const std::vector<store::KeyRow>& live, const BackupRecipients& to) {
     backup::Contents contents = contents_for(inst, key, live);
     backup::Metadata meta = metadata_for(inst, key);
 
@@ -231,8 +235,12 @@ Report check_backup(Installation& inst, const std::string& path, const backup::U
     const backup::KeyRowCopy* saved = db_key_in(contents);
     try {
         SecretBytes from_backup = unwrap_with_backup(inst, contents, live.encrypted);
-        (void)from_backup;
         report.lines.push_back(fmt::format("check: ok: the backup opens dbkey row {} of {}", live.id, inst.store().describe()));
+        // Its root key still opens the row, but the db key it carries is another (rotate-data-key
+        // since it was made): restoring it gives back the root key, never the values' key.
+        if (contents.db_key && *contents.db_key != from_backup)
+            report.lines.push_back("check: note: the db key in this backup is not the live db key (rotate-data-key "
+                                   "replaced it since, or never committed it)");
     } catch (const Error& e) {
         if (e.code() != ExitCode::wrong_key) throw;
         report.problems = true;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crypto/backup_age.h"
+#include "ops/db_key.h"
 #include "ops/installation.h"
 
 namespace ik::ops {
@@ -33,6 +34,11 @@ struct Report {
 // Writes the backup atomically (0600), then re-reads the file and proves it matches the database.
 // With output "-", the file goes to stdout and `Report.lines` should go to stderr.
 Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to);
+
+// The same for `key` and the key rows `live` as they are given: inside a key change's transaction,
+// the db key it is about to commit (rotate-data-key --backup), proven to open `key` before the commit.
+Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
+                       const std::vector<store::KeyRow>& live, const BackupRecipients& to);
 
 // Writes a backup of exactly `contents` for `to` at `path` (0600, atomically; over an existing file
 // only with `force`), then re-opens the file on disk — with the passphrase, or by its file key

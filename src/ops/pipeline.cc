@@ -17,6 +17,15 @@ void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) 
                 "run `infra-keys verify --level full` to list every such value, fix or clear them, then run again");
 }
 
+bool committed_since(Installation& inst, const store::KeyRow& before) {
+    try {
+        auto row = inst.store().live_key(db_key_name);
+        return !row || row->encrypted != before.encrypted;
+    } catch (const Error&) {
+        return true;
+    }
+}
+
 StagedKeys::StagedKeys(KeySlots& slots) : slots_(slots) {
     for (const auto& stale : slots_.remove_stale_temp_files())
         out::result("removed the stale temp file {} (a key copy left by a killed run)", stale);

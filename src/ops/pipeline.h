@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/installation.h"
 #include "ops/key_slots.h"
 #include "ops/rekey.h"
 #include "util/error.h"
@@ -23,6 +24,10 @@ namespace ik::ops {
 // Plan: values that would stop the re-keying are the operator's problem to fix first (exit 1),
 // named with where they are, before anything is written.
 void refuse_blocking_values(const RekeyPlan& plan, const std::string& database);
+
+// Whether the live dbkey row changed since `before`, read back after a failure: a commit happened
+// (or we cannot tell, so assume it did and keep what was written).
+bool committed_since(Installation& inst, const store::KeyRow& before);
 
 // The key material a change wrote before its commit, so that a failure can take it back.
 class StagedKeys {

@@ -1,6 +1,7 @@
 #include "ops/rekey.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "ops/release.h"
 #include "util/error.h"
@@ -43,23 +44,17 @@ void refuse_blocking(const Census& census, store::KeyStore& store) {
                 "run `infra-keys verify --level full` to see each one");
 }
 
-// Rewrites one column's key ids from `old_id` to `new_id`, nothing else. The census before proved
-// each of them opens; the census after proves they still do.
-uint64_t rekey_column(store::Transaction& tx, const store::EncryptedColumn& column, const seal::KeyId& old_id,
-                      const seal::KeyId& new_id) {
-    return tx.rewrite_values(column, [&](const store::StoredValue& value) -> std::optional<std::string> {
-        auto payload = seal::parse(value.text);
-        if (!payload || !std::equal(payload->key_id.begin(), payload->key_id.end(), old_id.begin(), old_id.end()))
-            return std::nullopt;
-        return seal::with_key_id(value.text, new_id);
-    });
+// Carries one column's values over with `transform`. The census before proved each value it
+// must touch opens; the census after proves they open under the new row.
+uint64_t carry_over_column(store::Transaction& tx, const store::EncryptedColumn& column, const ValueTransform& transform) {
+    return tx.rewrite_values(column, [&](const store::StoredValue& value) { return transform(value.text); });
 }
 
 // The proof before commit: the same values, all opening under the new key id, none left behind.
 void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& store) {
     auto blocking = blocking_of(after);
     if (!blocking.empty())
-        fail(ExitCode::database, "after re-keying, {}.{} row {} in {} does not open under the new wrapping ({}); "
+        fail(ExitCode::database, "after re-keying, {}.{} row {} in {} does not open under the new dbkey row ({}); "
              "nothing committed", blocking.front().table, blocking.front().column, blocking.front().row,
              store.describe(), blocking.front().reason);
     if (sealed_by_column(before) != sealed_by_column(after))
@@ -68,6 +63,26 @@ void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& s
 }
 
 }  // namespace
+
+ValueTransform rekey_id(const seal::KeyId& from, const seal::KeyId& to) {
+    return [from, to](std::string_view text) -> std::optional<std::string> {
+        auto payload = seal::parse(text);
+        if (!payload || !std::equal(payload->key_id.begin(), payload->key_id.end(), from.begin(), from.end()))
+            return std::nullopt;
+        return seal::with_key_id(text, to);
+    };
+}
+
+ValueTransform reseal(const OpenDbKey& from, const SecretBytes& to_key, const seal::KeyId& to_id,
+                      const std::string& root_key_id) {
+    // One opener for the whole rewrite (it keeps its cipher and buffers); shared because
+    // std::function copies its target.
+    auto opener = std::make_shared<seal::Opener>(from.plaintext, from.key_id);
+    return [opener, to_key, to_id, root_key_id](std::string_view text) -> std::optional<std::string> {
+        if (opener->open(text) != seal::Failure::none) return std::nullopt;
+        return seal::seal(to_key, opener->plaintext(), to_id, root_key_id);
+    };
+}
 
 KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected) {
     KeyChange change{store.encrypted_columns(), store.begin_exclusive()};
@@ -86,6 +101,12 @@ RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, cons
 
 RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenDbKey& current, const NewWrapping& next,
                           const Unwrapper& unwrap_next, const std::string& failpoint_prefix) {
+    KeyChangeTarget target{next, current.plaintext, rekey_id(current.key_id, seal::key_id_of(next.wrapped)), unwrap_next, {}};
+    return commit_key_change(change, store, current, target, failpoint_prefix);
+}
+
+RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const OpenDbKey& current,
+                              const KeyChangeTarget& target, const std::string& failpoint_prefix) {
     store::Transaction* tx = change.tx.get();
     auto row = tx->live_key(db_key_name);
     // begin_key_change checked the row under the lock, which keeps it so: only a caller's mix-up
@@ -98,6 +119,7 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
     Census before = take_census(store, current.plaintext, current.key_id, options);
     refuse_blocking(before, store);
 
+    const NewWrapping& next = target.next;
     store::KeyRow updated = *row;
     updated.encrypted = next.wrapped;
     updated.algorithm = next.algorithm;
@@ -107,22 +129,24 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
 
     RekeyCounts counts;
     seal::KeyId new_id = seal::key_id_of(next.wrapped);
-    if (new_id != current.key_id) {
+    // A re-wrap that keeps the wrapped bytes' key id leaves every value as it is.
+    if (new_id != current.key_id || target.db_key != current.plaintext) {
         for (const auto& column : before.columns) {
             if (column.sealed == 0) continue;
-            uint64_t rewritten = rekey_column(*tx, column.column, current.key_id, new_id);
+            uint64_t rewritten = carry_over_column(*tx, column.column, target.transform);
             if (rewritten != column.sealed)
                 fail(ExitCode::database, "{} changed while infra-keys re-keyed it ({} values rewritten, {} counted); "
                      "nothing committed", column.column.name(), rewritten, column.sealed);
             counts.values += rewritten;
         }
-        prove_rekeyed(before, take_census(store, current.plaintext, new_id, options), store);
+        prove_rekeyed(before, take_census(store, target.db_key, new_id, options), store);
     }
 
-    // Proof before commit: the row as now stored opens with the new root key to the same db key.
+    // Proof before commit: the row as now stored opens with the new root key to the new db key.
     auto stored = tx->live_key(db_key_name);
-    if (!stored || stored->encrypted != next.wrapped || unwrap_next(stored->encrypted) != current.plaintext)
+    if (!stored || stored->encrypted != next.wrapped || target.unwrap_next(stored->encrypted) != target.db_key)
         fail(ExitCode::database, "the new dbkey row in {} does not unwrap to the db key; nothing committed", store.describe());
+    if (target.before_commit) target.before_commit();
 
     failpoint(failpoint_prefix + "-before-commit");
     tx->commit();

@@ -60,16 +60,6 @@ bool configured_opens(Installation& inst, const store::KeyRow& row) {
     return inst.provider->root_key_exists() && try_open(*inst.provider, row).has_value();
 }
 
-// Whether the live row changed since `before`: a commit happened (or we cannot tell, so assume it).
-bool committed_under(Installation& inst, const store::KeyRow& before) {
-    try {
-        auto row = inst.store().live_key(db_key_name);
-        return !row || row->encrypted != before.encrypted;
-    } catch (const Error&) {
-        return true;  // cannot tell: keep what was written
-    }
-}
-
 }  // namespace
 
 RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
@@ -135,7 +125,7 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     } catch (const Error& e) {
         change.tx.reset();
         // Read back, never assume: a row the new key opens has committed, and its key must stay.
-        if (keys && !committed_under(inst, row)) throw keys->undo(e);
+        if (keys && !committed_since(inst, row)) throw keys->undo(e);
         throw;
     }
     return result;

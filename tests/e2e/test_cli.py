@@ -6,7 +6,7 @@ import unittest
 
 from harness import BIN, ROOT
 
-COMMANDS = ["init", "verify", "status", "rotate-root", "rewrap", "backup", "restore", "help"]
+COMMANDS = ["init", "verify", "status", "rotate-root", "rotate-data-key", "rewrap", "backup", "restore", "help"]
 
 
 def long_options(*args):
