@@ -42,6 +42,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
         ops::Report report = ops::restore(inst, flags->file, unlock_from(flags->identities, flags->passphrase), flags->options);
         json_fields()["dry_run"] = flags->options.dry_run;
         json_fields()["nothing_to_do"] = report.nothing_to_do;
+        json_fields()["case"] = report.fit;
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");
         return 0;
     }};

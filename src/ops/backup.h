@@ -28,6 +28,7 @@ struct Report {
     std::vector<std::string> lines;
     bool nothing_to_do = false;
     bool problems = false;  // checks ran and found a mismatch (exit 1)
+    std::string fit;        // restore: how the backup stands to the database (exact, database_newer, …)
 };
 
 // Writes the backup atomically (0600), then re-reads the file and proves it matches the database.
