@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/backup_options.h"
 #include "cli/command.h"
 #include "crypto/age.h"
 #include "cli/outcome.h"
@@ -16,28 +17,6 @@
 namespace ik::cli {
 
 namespace {
-
-std::string read_file_or_fail(const std::string& path, std::string_view what) {
-    auto text = files::read_text(path);
-    if (!text) fail(ExitCode::usage, "{} {} does not exist", what, path);
-    return *text;
-}
-
-// Public keys from --recipient and --recipients-file, else the passphrase (asked twice).
-ops::BackupRecipients recipients_from(const std::vector<std::string>& recipients,
-                                      const std::vector<std::string>& recipient_files, passphrase::Source& source,
-                                      int work_factor) {
-    ops::BackupRecipients to;
-    for (const auto& text : recipients) to.recipients.push_back(age::parse_recipient(text));
-    for (const auto& path : recipient_files)
-        for (auto& r : age::parse_recipients_file(read_file_or_fail(path, "recipients file"), path))
-            to.recipients.push_back(std::move(r));
-    if (!to.recipients.empty()) return to;
-    source.confirm = true;
-    to.passphrase = passphrase::read(source);
-    to.recipients.push_back(age::passphrase_recipient(*to.passphrase, work_factor));
-    return to;
-}
 
 void print(const ops::Report& report) {
     for (const auto& line : report.lines) out::result("{}", line);
@@ -71,26 +50,18 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
         bool force = false;
         std::optional<std::string> check, info;
         bool offline = false;
-        std::vector<std::string> recipients, recipient_files, identities;
-        int work_factor = age::default_work_factor;
-        passphrase::Source passphrase;
+        std::vector<std::string> identities;
+        RecipientFlags to;
     };
     auto flags = std::make_shared<Flags>();
     auto* output = sub->add_option("-o,--output", flags->output, "where to write it, or - for stdout")->capture_default_str();
     auto* force = sub->add_flag("-f,--force", flags->force, "overwrite an existing file");
-    sub->add_option("-r,--recipient", flags->recipients,
-                    "encrypt to an age1… (X25519) or \"ssh-ed25519 AAAA…\" public key instead of a passphrase (repeatable)");
-    sub->add_option("-R,--recipients-file", flags->recipient_files,
-                    "encrypt to every public key in FILE, one per line (repeatable)");
-    sub->add_option("--scrypt-work-factor", flags->work_factor, "passphrase cost: log2 of scrypt's N (default 16)")
-        ->check(CLI::Range(10, age::max_work_factor));
+    add_recipient_options(sub, flags->to);
     auto* check = sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key")
                       ->excludes(output)->excludes(force);
     sub->add_flag("--offline", flags->offline, "with --check: open and self-check FILE without any database");
     sub->add_option("--info", flags->info, "show what backup FILE tells without a secret or a database")
         ->excludes(output)->excludes(force)->excludes(check);
-    sub->add_flag("--allow-weak-passphrase", flags->passphrase.allow_weak, "accept a passphrase under 12 characters");
-    add_passphrase_options(sub, flags->passphrase);
     add_identity_option(sub, flags->identities);
     add_json_flag(sub);
 
@@ -103,21 +74,20 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
         }
         if (flags->offline && !flags->check) fail(ExitCode::usage, "--offline goes with --check FILE");
         if (flags->check && flags->offline) {
-            ops::Report report = ops::check_backup_offline(*flags->check, unlock_from(flags->identities, flags->passphrase));
+            ops::Report report = ops::check_backup_offline(*flags->check, unlock_from(flags->identities, flags->to.passphrase));
             print(report);
             return report.problems ? static_cast<int>(ExitCode::problems) : 0;
         }
         ops::Installation inst = open_installation(global);
         if (flags->check) {
-            ops::Report report = ops::check_backup(inst, *flags->check, unlock_from(flags->identities, flags->passphrase));
+            ops::Report report = ops::check_backup(inst, *flags->check, unlock_from(flags->identities, flags->to.passphrase));
             print(report);
             json_fields()["problems"] = report.problems;
             return report.problems ? static_cast<int>(ExitCode::wrong_key) : 0;  // as restore says of the same backup
         }
         if (!flags->identities.empty()) fail(ExitCode::usage, "--identity opens a backup (--check, restore); to write one use --recipient");
         ops::BackupOptions options{flags->output, flags->force};
-        ops::BackupRecipients to =
-            recipients_from(flags->recipients, flags->recipient_files, flags->passphrase, flags->work_factor);
+        ops::BackupRecipients to = recipients_from(flags->to);
         ops::Report report = ops::write_backup(inst, options, to);
         // With --output -, stdout carries the backup itself: the report goes to stderr, as results (-q hides them).
         for (const auto& line : report.lines)

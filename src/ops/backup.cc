@@ -77,11 +77,12 @@ backup::Metadata metadata_for(Installation& inst, const OpenDbKey& key) {
 
 // Everything a restore may need: the rows, the db key itself, and (native) the root key and
 // every retained previous key, so a backup outlives rotations until those keys are retired.
-backup::Contents contents_for(Installation& inst, const OpenDbKey& key, const std::vector<store::KeyRow>& live) {
+backup::Contents contents_for(Installation& inst, const OpenDbKey& key, const std::vector<store::KeyRow>& live,
+                              const std::optional<SecretBytes>& root_key) {
     backup::Contents contents;
     for (const auto& row : live) contents.rows.push_back(copy_of(row));
     contents.db_key = key.plaintext;
-    if (auto* native = native_of(inst)) contents.root_key = native->root_key();
+    contents.root_key = root_key;
     if (auto slots = key_slots(inst))
         for (const auto& retained : slots->retained())
             if (auto bytes = slots->read(retained)) contents.retained_keys.push_back({slots->describe(retained), *bytes});
@@ -216,6 +217,28 @@ backup::Opened write_verified_backup(const std::string& path, bool force, const 
     return opened;
 }
 
+void refuse_backup_target(const BackupTarget& target) {
+    if (target.path == "-") fail(ExitCode::usage, "--backup needs a file; - (stdout) is for `infra-keys backup -o -`");
+    if (files::exists(target.path))
+        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", target.path),
+                    "choose another --backup FILE");
+}
+
+std::vector<std::string> back_up_key_change(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
+                                            const std::optional<SecretBytes>& root_key) {
+    std::vector<store::KeyRow> rows = inst.store().live_keys();
+    for (auto& row : rows)
+        if (row.id == next.row.id) row = next.row;
+    backup::Contents contents = contents_for(inst, next, rows, root_key);
+    write_verified_backup(target.path, /*force=*/false, metadata_for(inst, next), contents, target.to);
+    std::vector<std::string> lines = {fmt::format("backup of the new keys written to {} and re-opened: it holds the db key{}{}",
+                                                  target.path, root_key ? ", the new root key" : "",
+                                                  contents.retained_keys.empty() ? ""
+                                                      : fmt::format(" and {} retained root key(s)", contents.retained_keys.size()))};
+    for (const auto& r : target.to.recipients) lines.push_back(fmt::format("backup opens with {}", r->describe()));
+    return lines;
+}
+
 Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to) {
     refuse_if_rotation_interrupted(inst);
     if (options.output != "-" && !options.force && files::exists(options.output))
@@ -223,7 +246,9 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
                     "choose another --output, or pass --force");
     OpenDbKey key = open_db_key(inst);
     std::vector<store::KeyRow> live = inst.store().live_keys();
-    backup::Contents contents = contents_for(inst, key, live);
+    std::optional<SecretBytes> root_key;
+    if (auto* native = native_of(inst)) root_key = native->root_key();
+    backup::Contents contents = contents_for(inst, key, live, root_key);
     backup::Metadata meta = metadata_for(inst, key);
 
     Report report;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crypto/backup_age.h"
+#include "ops/db_key.h"
 #include "ops/installation.h"
 
 namespace ik::ops {
@@ -22,6 +23,12 @@ struct BackupOptions {
 struct BackupRecipients {
     std::vector<std::unique_ptr<age::Recipient>> recipients;
     std::optional<SecretBytes> passphrase;  // set when `recipients` is its scrypt recipient
+};
+
+// `--backup FILE` of a key change: where the backup of the changed keys goes and who opens it.
+struct BackupTarget {
+    std::string path;  // never "-", never an existing file
+    BackupRecipients to;
 };
 
 struct Report {
@@ -42,6 +49,17 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
 // saved before a rotation commits). Returns what the file on disk opened to.
 backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
                                      const backup::Contents& contents, const BackupRecipients& to);
+
+// Plan of a key change with --backup: ik::Error(refused) if the file exists, ik::Error(usage) for "-".
+void refuse_backup_target(const BackupTarget& target);
+
+// For a key change, between its stage and its commit: writes and re-opens a backup of the keys as
+// they will be once `next` (the dbkey row as the change will commit it, with its db key) commits,
+// `root_key` being the native root key that wraps it then (nullopt for providers that keep their
+// keys). So a new key never exists in one place only. Throws ik::Error(backup) when it cannot be
+// written or does not re-open to those keys; the caller undoes its stage. Returns the lines to print.
+std::vector<std::string> back_up_key_change(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
+                                            const std::optional<SecretBytes>& root_key);
 
 // Opens a backup and proves, writing nothing, that it opens the live database's db key.
 Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock);

@@ -25,7 +25,9 @@ def sha256_tree(directory):
     return out
 
 
-class RestoreAcrossRotationTest(E2E):
+class RestoreCase(E2E):
+    """A seeded installation, a passphrase file, and what the tests below share."""
+
     def setUp(self):
         super().setUp()
         self.inst.seed(values_per_column=5, empty_every=4)
@@ -101,6 +103,9 @@ class RestoreAcrossRotationTest(E2E):
             self.assertEqual(before, self.inst.snapshot())
             self.assertEqual(files, sha256_tree(self.inst.dir))
 
+
+
+class RestoreAcrossRotationTest(RestoreCase):
     # --- backup before rotate-root, database after it ---------------------------------------
     def test_a_backup_from_before_rotate_root_restores_the_rotated_database(self):
         old_key = read_file(self.inst.key_path)
@@ -232,6 +237,73 @@ class RestoreAcrossRotationTest(E2E):
         self.assertEqual(damaged, self.inst.snapshot())
         self.assertNotEqual(before, damaged)
         self.assertEqual(set(files) - {"sqlite3.db"}, set(sha256_tree(self.inst.dir)) - {"sqlite3.db"})
+
+
+class RotateRootBackupTest(RestoreCase):
+    """rotate-root --backup FILE: the new key is never in one place only."""
+
+    def rotate_with_backup(self, path, *extra, env=None):
+        return self.inst.run("rotate-root", "--backup", path, "--passphrase-file", self.pass_file, *FAST_KDF, *extra,
+                             env=env)
+
+    def test_the_backup_opens_with_the_new_key_and_restores_it(self):
+        path = os.path.join(self.inst.dir, "rotation.backup")
+        r = self.rotate_with_backup(path)
+        self.assertExit(r, "ok")
+        self.assertIn(f"backup of the new keys written to {path} and re-opened", r.stdout)
+        self.assertNotIn("existing backups still restore", r.stdout)
+        self.assertLess(r.stdout.index("re-opened"), r.stdout.index("re-wrapped by the new root key"))
+        new_key = read_file(self.inst.key_path)
+        r = self.inst.run("backup", "--check", path, "--passphrase-file", self.pass_file)
+        self.assertExit(r, "ok")
+        self.assertNotIn("check: note", r.stdout)  # the very row that committed
+        self.assertExit(self.inst.run("backup", "--check", path, "--offline", "--passphrase-file", self.pass_file), "ok")
+        self.lose_the_key_directory()
+        self.assertExit(self.restore(path), "ok")
+        self.assertOpens(new_key)
+
+    def test_without_backup_rotate_root_says_existing_backups_still_restore(self):
+        r = self.inst.run("rotate-root")
+        self.assertExit(r, "ok")
+        self.assertIn("existing backups still restore", r.stdout)
+        self.assertIn("take a fresh one", r.stdout)
+
+    def test_a_backup_that_cannot_be_written_changes_nothing(self):
+        before, files = self.inst.snapshot(), sha256_tree(self.inst.dir)
+        r = self.rotate_with_backup(os.path.join(self.inst.dir, "missing", "rotation.backup"))
+        self.assertExit(r, "backup")
+        self.assertIn("undone", r.stderr)
+        self.assertEqual(before, self.inst.snapshot())
+        self.assertEqual(files, sha256_tree(self.inst.dir))
+
+    def test_an_existing_backup_file_is_refused_before_anything_is_written(self):
+        path = os.path.join(self.inst.dir, "rotation.backup")
+        with open(path, "w") as f:
+            f.write("an older backup\n")
+        before, files = self.inst.snapshot(), sha256_tree(self.inst.dir)
+        for extra in (["--dry-run"], []):
+            r = self.rotate_with_backup(path, *extra)
+            self.assertExit(r, "refused")
+            self.assertIn("already exists", r.stderr)
+            self.assertEqual(before, self.inst.snapshot())
+            self.assertEqual(files, sha256_tree(self.inst.dir))
+
+    def test_the_backup_options_need_backup(self):
+        r = self.inst.run("rotate-root", "--passphrase-file", self.pass_file)
+        self.assertExit(r, "usage")
+        self.assertIn("--backup", r.stderr)
+
+    def test_killed_after_writing_the_backup_resume_converges_and_the_backup_restores(self):
+        path = os.path.join(self.inst.dir, "rotation.backup")
+        r = self.rotate_with_backup(path, env={"INFRA_KEYS_FAILPOINT": "backup-after-write"})
+        self.assertEqual(r.returncode, -9, r.stdout + r.stderr)
+        self.assertExit(self.inst.run("rotate-root", "--resume"), "ok")
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        new_key = read_file(self.inst.key_path)
+        self.assertExit(self.inst.run("backup", "--check", path, "--passphrase-file", self.pass_file), "ok")
+        self.lose_the_key_directory()
+        self.assertExit(self.restore(path), "ok")
+        self.assertOpens(new_key)
 
 
 if __name__ == "__main__":
