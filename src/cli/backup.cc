@@ -83,6 +83,7 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
             ops::Report report = ops::check_backup(inst, *flags->check, unlock_from(flags->identities, flags->to.passphrase));
             print(report);
             json_fields()["problems"] = report.problems;
+            if (!report.fit.empty()) json_fields()["case"] = report.fit;
             return report.problems ? static_cast<int>(ExitCode::wrong_key) : 0;  // as restore says of the same backup
         }
         if (!flags->identities.empty()) fail(ExitCode::usage, "--identity opens a backup (--check, restore); to write one use --recipient");

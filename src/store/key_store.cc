@@ -1,5 +1,6 @@
 #include "store/key_store.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -75,11 +76,15 @@ std::optional<int64_t> parse_timestamp(std::string_view text) {
     int offset_minutes = 0;
     if (rest == "Z" || rest.empty()) {
     } else if ((rest[0] == '+' || rest[0] == '-') && rest.size() >= 3) {
-        int oh = 0, om = 0;
-        std::string zone(rest.substr(1));
-        if (std::sscanf(zone.c_str(), "%2d:%2d", &oh, &om) < 1 && std::sscanf(zone.c_str(), "%2d%2d", &oh, &om) < 1)
+        // +HH, +HHMM or +HH:MM
+        std::string digits;
+        for (char c : rest.substr(1))
+            if (c != ':') digits += c;
+        if ((digits.size() != 2 && digits.size() != 4) ||
+            !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
             return std::nullopt;
-        offset_minutes = (rest[0] == '-' ? -1 : 1) * (oh * 60 + om);
+        int minutes_east = std::stoi(digits.substr(0, 2)) * 60 + (digits.size() == 4 ? std::stoi(digits.substr(2)) : 0);
+        offset_minutes = (rest[0] == '-' ? -1 : 1) * minutes_east;
     } else {
         return std::nullopt;
     }
