@@ -5,6 +5,8 @@ import glob
 import hashlib
 import json
 import os
+import subprocess
+import tempfile
 import unittest
 
 from harness import E2E, read_file
@@ -262,6 +264,26 @@ class RotateRootBackupTest(RestoreCase):
         self.assertExit(self.restore(path), "ok")
         self.assertOpens(new_key)
 
+    def test_a_backup_to_a_public_key_needs_no_passphrase_and_opens_with_age(self):
+        identity = os.path.join(self.inst.dir, "backup-key.txt")
+        subprocess.run(["age-keygen", "-o", identity], check=True, capture_output=True)
+        recipient = subprocess.run(["age-keygen", "-y", identity], check=True, capture_output=True,
+                                   text=True).stdout.strip()
+        path = os.path.join(self.inst.dir, "rotation.backup")
+        r = self.inst.run("rotate-root", "--backup", path, "--recipient", recipient,
+                          env={"INFRA_KEYS_PASSPHRASE": ""})
+        self.assertExit(r, "ok")
+        self.assertIn("backup opens with", r.stdout)
+        new_key = read_file(self.inst.key_path)
+        document = json.loads(subprocess.run(["age", "-d", "-i", identity, path], check=True,
+                                             capture_output=True).stdout)
+        current = [k for k in document["root_keys"] if k["role"] == "current"]
+        self.assertEqual(bytes.fromhex(current[0]["key"]), new_key)
+        self.assertEqual(len([k for k in document["root_keys"] if k["role"] == "retained"]), 1)
+        self.lose_the_key_directory()
+        self.assertExit(self.inst.run("restore", path, "--identity", identity), "ok")
+        self.assertOpens(new_key)
+
     def test_without_backup_rotate_root_says_existing_backups_still_restore(self):
         r = self.inst.run("rotate-root")
         self.assertExit(r, "ok")
@@ -275,6 +297,33 @@ class RotateRootBackupTest(RestoreCase):
         self.assertIn("undone", r.stderr)
         self.assertEqual(before, self.inst.snapshot())
         self.assertEqual(files, sha256_tree(self.inst.dir))
+
+    @unittest.skipUnless(os.geteuid() == 0, "mounting a full tmpfs needs root")
+    def test_a_backup_on_a_full_disk_changes_nothing(self):
+        full = tempfile.mkdtemp(prefix="infra-keys-full-")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", full], capture_output=True).returncode:
+            os.rmdir(full)
+            self.skipTest("cannot mount a tmpfs here")
+        try:
+            fd = os.open(os.path.join(full, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while os.write(fd, b"x" * 512):
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            before, files = self.inst.snapshot(), sha256_tree(self.inst.dir)
+            r = self.rotate_with_backup(os.path.join(full, "rotation.backup"))
+            self.assertExit(r, "backup")
+            self.assertIn("No space left on device", r.stderr)
+            self.assertIn("undone", r.stderr)
+            self.assertEqual(before, self.inst.snapshot())
+            self.assertEqual(files, sha256_tree(self.inst.dir))
+            self.assertEqual(sorted(os.listdir(full)), ["filler"])
+        finally:
+            subprocess.run(["umount", full], check=True)
+            os.rmdir(full)
 
     def test_an_existing_backup_file_is_refused_before_anything_is_written(self):
         path = os.path.join(self.inst.dir, "rotation.backup")
