@@ -13,7 +13,7 @@
 namespace ik::cli {
 
 Command add_restore(CLI::App& app, const GlobalOptions& global) {
-    auto* sub = app.add_subcommand("restore", "Restore the root key (and with --with-db-key the key rows) from a backup");
+    auto* sub = app.add_subcommand("restore", "Make the installation open again from a backup: its root key, the dbkey row re-wrapped if the database was rotated since or is older, the key rows with --with-db-key");
     struct Flags {
         std::string file;
         ops::RestoreOptions options;

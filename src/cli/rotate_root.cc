@@ -67,9 +67,9 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
                     result.kept_old_key ? " Retire the previous key with `infra-keys rotate-root --retire-old` once it runs."
                                         : "");
         if (!backup)
-            out::result("rotate-root: existing backups still restore this database (`infra-keys restore` re-wraps the "
-                        "db key they hold), but they hold the old root key; take a fresh one: `infra-keys backup`, or "
-                        "next time `rotate-root --backup FILE`.");
+            out::result("rotate-root: existing key backups still restore this database (`infra-keys restore` re-wraps "
+                        "the db key they hold); take a fresh one now, which matches it exactly: `infra-keys backup` "
+                        "(next time: `rotate-root --backup FILE`).");
         return 0;
     }};
 }

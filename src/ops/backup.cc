@@ -441,16 +441,17 @@ Match match_backup(Installation& inst, const backup::Opened& opened, const Resto
     return match;
 }
 
+// The case, for `restore` and `backup --check`.
 std::string case_in_words(const Match& match, const backup::Opened& opened, store::KeyStore& store) {
-    if (match.fit == Fit::no_row) return fmt::format("case: {} has no dbkey row; the backup's key rows go in", store.describe());
+    if (match.fit == Fit::no_row) return fmt::format("{} has no dbkey row; the backup's key rows go in", store.describe());
     const store::KeyRow& live = match.key->row;
     if (match.fit == Fit::exact)
-        return fmt::format("case: exact match: dbkey row {} of {} is the backup's", live.id, store.describe());
+        return fmt::format("exact match: dbkey row {} of {} is the backup's", live.id, store.describe());
     std::string what = match.fit == Fit::database_newer   ? "the database was rotated after the backup"
                        : match.fit == Fit::database_older ? "the database is older than the backup"
                                                           : "the dbkey row was re-wrapped since the backup";
     Age age = match.fit == Fit::database_newer ? Age::newer : match.fit == Fit::database_older ? Age::older : Age::unknown;
-    return fmt::format("case: {}: dbkey row {} of {} holds the backup's db key (key id {}) under another wrapping; {}",
+    return fmt::format("{}: dbkey row {} of {} holds the backup's db key (key id {}) under another wrapping; {}",
                        what, live.id, store.describe(), opened.meta.db_key_id, age_in_words(age, live, opened.meta));
 }
 
@@ -492,7 +493,7 @@ Report check_backup(Installation& inst, const std::string& path, const backup::U
                                            inst.store().describe()));
         if (match.fit != Fit::exact)
             report.lines.push_back(fmt::format("check: note: {}; `restore` re-wraps it",
-                                               case_in_words(match, opened, inst.store()).substr(6)));
+                                               case_in_words(match, opened, inst.store())));
     } catch (const Error& e) {
         if (e.code() != ExitCode::wrong_key) throw;
         report.problems = true;
@@ -523,7 +524,7 @@ Report restore(Installation& inst, const std::string& path, const backup::Unlock
     // provider is configured, under the configured root key.
     Match match = match_backup(inst, opened, options);
     report.fit = name_of(match.fit);
-    step(case_in_words(match, opened, inst.store()));
+    step("case: " + case_in_words(match, opened, inst.store()));
     bool insert_rows = match.fit == Fit::no_row;
     std::optional<KeySlots> slots = contents.root_key ? key_slots(inst) : std::nullopt;
     if (insert_rows && contents.root_key && !slots)

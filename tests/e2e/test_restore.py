@@ -253,7 +253,7 @@ class RotateRootBackupTest(RestoreCase):
         r = self.rotate_with_backup(path)
         self.assertExit(r, "ok")
         self.assertIn(f"backup of the new keys written to {path} and re-opened", r.stdout)
-        self.assertNotIn("existing backups still restore", r.stdout)
+        self.assertNotIn("existing key backups still restore", r.stdout)
         self.assertLess(r.stdout.index("re-opened"), r.stdout.index("re-wrapped by the new root key"))
         new_key = read_file(self.inst.key_path)
         r = self.inst.run("backup", "--check", path, "--passphrase-file", self.pass_file)
@@ -287,7 +287,7 @@ class RotateRootBackupTest(RestoreCase):
     def test_without_backup_rotate_root_says_existing_backups_still_restore(self):
         r = self.inst.run("rotate-root")
         self.assertExit(r, "ok")
-        self.assertIn("existing backups still restore", r.stdout)
+        self.assertIn("existing key backups still restore", r.stdout)
         self.assertIn("take a fresh one", r.stdout)
 
     def test_a_backup_that_cannot_be_written_changes_nothing(self):
