@@ -93,10 +93,9 @@ OpenDbKey once_committed(const OpenDbKey& current, const NewWrapping& next) {
 }
 
 // --backup FILE, between stage and commit: a failure here is a failure before the commit.
-void back_up_before_commit(Installation& inst, const RotateOptions& options, const OpenDbKey& next,
+void back_up_before_commit(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
                            const std::optional<SecretBytes>& root_key, RotateResult& result) {
-    if (!options.backup) return;
-    for (auto& line : back_up_key_change(inst, *options.backup, next, root_key)) result.lines.push_back(std::move(line));
+    for (auto& line : back_up_key_change(inst, target, next, root_key)) result.lines.push_back(std::move(line));
 }
 
 // Plan of --backup FILE: refused before anything is written, dry runs included.
@@ -113,7 +112,8 @@ void commit_new_wrapping(Installation& inst, KeySlots& slots, KeyChange& change,
                          const RotateOptions& options, RotateResult& result) {
     auto new_key = slots.provider(slots.next());
     NewWrapping next{new_key->wrap(current.plaintext), new_key->algorithm(), current.row.root_key_id};
-    back_up_before_commit(inst, options, once_committed(current, next), slots.read(slots.next()), result);
+    if (options.backup)
+        back_up_before_commit(inst, *options.backup, once_committed(current, next), slots.read(slots.next()), result);
     RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                        [&](ByteView w) { return new_key->unwrap(w); }, "rotate");
     result.values = counts.values;
@@ -300,7 +300,7 @@ RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& 
     for (auto& line : rewrapped.lines) result.lines.push_back(std::move(line));
     NewWrapping next{rewrapped.wrapped, rewrapped.algorithm, rewrapped.root_key_id};
     // The old key version still opens the row until the commit: nothing to undo if the backup fails.
-    back_up_before_commit(inst, options, once_committed(current, next), std::nullopt, result);
+    if (options.backup) back_up_before_commit(inst, *options.backup, once_committed(current, next), std::nullopt, result);
     RekeyCounts counts =
         commit_rewrap(change, inst.store(), current, next, [&](ByteView w) { return rotation.target().unwrap(w); }, "rotate");
     result.values = counts.values;
