@@ -19,7 +19,7 @@ _infra_keys() {
         init) opts="--dry-run --json";;
         verify) opts="--level --json --jobs";;
         status) opts="--json";;
-        rotate-root) opts="--dry-run --resume --abort --retire-old --server-stopped --to-key-id --json";;
+        rotate-root) opts="--dry-run --resume --abort --retire-old --server-stopped --to-key-id --backup --recipient --recipients-file --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --scrypt-work-factor --json";;
         rotate-data-key) opts="--dry-run --server-stopped --backup --recipient --recipients-file --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --scrypt-work-factor --json";;
         rewrap) opts="--from-key --from-config --dry-run --server-stopped --json";;
         backup) opts="--output --force --recipient --recipients-file --identity --passphrase-file --passphrase-fd --passphrase-command --allow-weak-passphrase --scrypt-work-factor --check --offline --info --json";;

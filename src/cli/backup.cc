@@ -51,17 +51,17 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
         std::optional<std::string> check, info;
         bool offline = false;
         std::vector<std::string> identities;
-        BackupRecipientFlags to;
+        RecipientFlags to;
     };
     auto flags = std::make_shared<Flags>();
     auto* output = sub->add_option("-o,--output", flags->output, "where to write it, or - for stdout")->capture_default_str();
     auto* force = sub->add_flag("-f,--force", flags->force, "overwrite an existing file");
+    add_recipient_options(sub, flags->to);
     auto* check = sub->add_option("--check", flags->check, "do not write: prove that backup FILE opens the live db key")
                       ->excludes(output)->excludes(force);
     sub->add_flag("--offline", flags->offline, "with --check: open and self-check FILE without any database");
     sub->add_option("--info", flags->info, "show what backup FILE tells without a secret or a database")
         ->excludes(output)->excludes(force)->excludes(check);
-    add_backup_recipient_options(sub, flags->to);
     add_identity_option(sub, flags->identities);
     add_json_flag(sub);
 
@@ -83,6 +83,7 @@ Command add_backup(CLI::App& app, const GlobalOptions& global) {
             ops::Report report = ops::check_backup(inst, *flags->check, unlock_from(flags->identities, flags->to.passphrase));
             print(report);
             json_fields()["problems"] = report.problems;
+            if (!report.fit.empty()) json_fields()["case"] = report.fit;
             return report.problems ? static_cast<int>(ExitCode::wrong_key) : 0;  // as restore says of the same backup
         }
         if (!flags->identities.empty()) fail(ExitCode::usage, "--identity opens a backup (--check, restore); to write one use --recipient");

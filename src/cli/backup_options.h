@@ -1,7 +1,8 @@
-// Who can open a backup a command writes: the options `backup` and every command that writes a
-// backup of new key material (`rotate-data-key --backup FILE`) share.
+// The options that say who opens a new backup, shared by `backup` and by every key change that
+// writes one before its commit (`rotate-root --backup FILE`, `rotate-data-key --backup FILE`).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,25 +10,33 @@
 #include "ops/backup.h"
 #include "util/passphrase.h"
 
-namespace CLI { class App; }
+namespace CLI { class App; class Option; }
 
 namespace ik::cli {
 
-struct BackupRecipientFlags {
-    std::vector<std::string> recipients;       // -r/--recipient
-    std::vector<std::string> recipient_files;  // -R/--recipients-file
-    int work_factor = age::default_work_factor;  // --scrypt-work-factor
-    passphrase::Source passphrase;             // the passphrase options, --allow-weak-passphrase
+struct RecipientFlags {
+    std::vector<std::string> recipients, recipient_files;
+    int work_factor = age::default_work_factor;
+    passphrase::Source passphrase;
 };
 
 // -r/--recipient, -R/--recipients-file, --scrypt-work-factor, --allow-weak-passphrase and the
-// passphrase options.
-void add_backup_recipient_options(CLI::App* sub, BackupRecipientFlags& flags);
+// passphrase options; returns them, so a command can make them need another option.
+std::vector<CLI::Option*> add_recipient_options(CLI::App* sub, RecipientFlags& flags);
 
 // Public keys from --recipient and --recipients-file, else the passphrase (asked twice).
-ops::BackupRecipients recipients_from(BackupRecipientFlags& flags);
+ops::BackupRecipients recipients_from(RecipientFlags& flags);
 
-// Whether any of those options was given (on `sub`), e.g. to refuse them without --backup.
-bool backup_recipient_options_given(const CLI::App* sub);
+// `--backup FILE` of a key change, and who opens it.
+struct BackupFlags {
+    std::optional<std::string> path;
+    RecipientFlags to;
+};
+
+// --backup FILE and the recipient options, which need it. Returns --backup.
+CLI::Option* add_backup_options(CLI::App* sub, BackupFlags& flags);
+
+// What --backup asks for (the passphrase read now, unless recipients are given); nullopt without it.
+std::optional<ops::BackupTarget> backup_target_from(BackupFlags& flags);
 
 }  // namespace ik::cli

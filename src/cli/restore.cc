@@ -13,7 +13,7 @@
 namespace ik::cli {
 
 Command add_restore(CLI::App& app, const GlobalOptions& global) {
-    auto* sub = app.add_subcommand("restore", "Restore the root key (and with --with-db-key the key rows) from a backup");
+    auto* sub = app.add_subcommand("restore", "Make the installation open again from a backup: its root key, the dbkey row re-wrapped if the database was rotated since or is older, the key rows with --with-db-key");
     struct Flags {
         std::string file;
         ops::RestoreOptions options;
@@ -42,6 +42,7 @@ Command add_restore(CLI::App& app, const GlobalOptions& global) {
         ops::Report report = ops::restore(inst, flags->file, unlock_from(flags->identities, flags->passphrase), flags->options);
         json_fields()["dry_run"] = flags->options.dry_run;
         json_fields()["nothing_to_do"] = report.nothing_to_do;
+        json_fields()["case"] = report.fit;
         if (!report.nothing_to_do) out::result("{}", flags->options.dry_run ? "restore: dry run, nothing written" : "restore: done");
         return 0;
     }};

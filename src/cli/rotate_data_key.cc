@@ -18,38 +18,32 @@ Command add_rotate_data_key(CLI::App& app, const GlobalOptions& global) {
         "rotate-data-key", "Replace the db key itself, re-sealing every encrypted value with the new one in one transaction");
     struct Flags {
         bool dry_run = false, server_stopped = false;
-        std::optional<std::string> backup;
-        BackupRecipientFlags to;
+        BackupFlags backup;
     };
     auto flags = std::make_shared<Flags>();
     sub->add_flag("-n,--dry-run", flags->dry_run, "print the plan and touch nothing");
     sub->add_flag("--server-stopped", flags->server_stopped, "assert the Infra server is stopped (skips detecting it)");
-    sub->add_option("--backup", flags->backup,
-                    "write an age backup of the new db key to FILE (never over an existing file) and re-open it before the commit");
-    add_backup_recipient_options(sub, flags->to);
+    add_backup_options(sub, flags->backup);
     add_json_flag(sub);
 
-    return {sub, [&global, flags, sub] {
-        if (!flags->backup && backup_recipient_options_given(sub))
-            fail(ExitCode::usage, "rotate-data-key: recipient and passphrase options go with --backup FILE");
+    return {sub, [&global, flags] {
         ops::Installation inst = open_installation(global);
         // Asked before anything is locked: a prompt must not hold the database.
-        std::optional<ops::BackupRecipients> to;
-        if (flags->backup) to = recipients_from(flags->to);
+        std::optional<ops::BackupTarget> backup = backup_target_from(flags->backup);
         ops::DataKeyResult result = ops::rotate_data_key(
-            inst, {flags->dry_run, flags->server_stopped, flags->backup, to ? &*to : nullptr,
+            inst, {flags->dry_run, flags->server_stopped, flags->backup.path, backup ? &backup->to : nullptr,
                    [](const std::string& line) { out::result("{}", line); }});
         json_fields()["dry_run"] = flags->dry_run;
         json_fields()["nothing_to_do"] = false;
         json_fields()["values"] = result.values;
-        json_fields()["backup"] = flags->backup ? nlohmann::json(*flags->backup) : nlohmann::json(nullptr);
+        json_fields()["backup"] = flags->backup.path ? nlohmann::json(*flags->backup.path) : nlohmann::json(nullptr);
         if (flags->dry_run) {
             out::result("rotate-data-key: dry run, nothing written");
             return 0;
         }
         out::result("rotate-data-key: done. Every encrypted value is now sealed by the new db key; start the Infra "
                     "server again.{}",
-                    flags->backup ? "" : " Older backups hold the previous db key: take a new backup with `infra-keys backup`.");
+                    flags->backup.path ? "" : " Older backups hold the previous db key: take a new backup with `infra-keys backup`.");
         return 0;
     }};
 }

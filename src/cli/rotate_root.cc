@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/backup_options.h"
 #include "cli/command.h"
 #include "cli/outcome.h"
 #include "ops/rotation.h"
@@ -16,6 +17,7 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
     struct Flags {
         bool dry_run = false, resume = false, abort = false, retire_old = false, server_stopped = false;
         std::optional<std::string> to_key_id;
+        BackupFlags backup;
     };
     auto flags = std::make_shared<Flags>();
     sub->add_flag("-n,--dry-run", flags->dry_run, "print the plan and touch nothing");
@@ -31,17 +33,22 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
     sub->add_option("--to-key-id", flags->to_key_id,
                     "awskms: re-encrypt under this KMS key (id, ARN or alias/NAME) instead of the configured one")
         ->excludes(resume)->excludes(retire_old);
+    add_backup_options(sub, flags->backup)->excludes(resume)->excludes(abort)->excludes(retire_old);
     add_json_flag(sub);
 
     return {sub, [&global, flags] {
         ops::Installation inst = open_installation(global);
         bool would = flags->dry_run && !flags->retire_old;
         auto print = [would](const std::string& line) { out::result("{}{}", would ? "would " : "", line); };
+        // A dry run writes no backup, so it asks no passphrase; it still refuses a FILE that exists.
+        std::optional<ops::BackupTarget> backup =
+            flags->dry_run && flags->backup.path ? ops::BackupTarget{*flags->backup.path, {}}
+                                                 : backup_target_from(flags->backup);
         ops::RotateResult result =
             flags->retire_old
                 ? ops::retire_old_keys(inst, flags->dry_run, print)
                 : ops::rotate_root(inst, {flags->dry_run, flags->resume, flags->abort, flags->server_stopped,
-                                          flags->to_key_id, print});
+                                          flags->to_key_id, print, backup ? &*backup : nullptr});
         json_fields()["dry_run"] = flags->dry_run;
         json_fields()["nothing_to_do"] = result.nothing_to_do;
         json_fields()["values"] = result.values;
@@ -59,6 +66,10 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
                     "start the Infra server again.{}",
                     result.kept_old_key ? " Retire the previous key with `infra-keys rotate-root --retire-old` once it runs."
                                         : "");
+        if (!backup)
+            out::result("rotate-root: existing key backups still restore this database (`infra-keys restore` re-wraps "
+                        "the db key they hold); take a fresh one now, which matches it exactly: `infra-keys backup` "
+                        "(next time: `rotate-root --backup FILE`).");
         return 0;
     }};
 }

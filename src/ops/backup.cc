@@ -1,5 +1,6 @@
 #include "ops/backup.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
@@ -17,6 +18,7 @@
 #include "ops/release.h"
 #include "ops/key_slots.h"
 #include "ops/pipeline.h"
+#include "ops/rekey.h"
 #include "providers/native.h"
 #include "util/error.h"
 #include "util/failpoint.h"
@@ -76,11 +78,12 @@ backup::Metadata metadata_for(Installation& inst, const OpenDbKey& key) {
 
 // Everything a restore may need: the rows, the db key itself, and (native) the root key and
 // every retained previous key, so a backup outlives rotations until those keys are retired.
-backup::Contents contents_for(Installation& inst, const OpenDbKey& key, const std::vector<store::KeyRow>& live) {
+backup::Contents contents_for(Installation& inst, const OpenDbKey& key, const std::vector<store::KeyRow>& live,
+                              const std::optional<SecretBytes>& root_key) {
     backup::Contents contents;
     for (const auto& row : live) contents.rows.push_back(copy_of(row));
     contents.db_key = key.plaintext;
-    if (auto* native = native_of(inst)) contents.root_key = native->root_key();
+    contents.root_key = root_key;
     if (auto slots = key_slots(inst))
         for (const auto& retained : slots->retained())
             if (auto bytes = slots->read(retained)) contents.retained_keys.push_back({slots->describe(retained), *bytes});
@@ -98,6 +101,36 @@ void prove_matches_live(Installation& inst, const backup::Opened& opened, const 
             fail(ExitCode::backup, "the backup written differs from encryption_keys row {}", live[i].id);
     if (contents.db_key != key.plaintext || unwrap_with_backup(inst, contents, key.row.encrypted) != key.plaintext)
         fail(ExitCode::backup, "the backup written does not open the live db key");
+}
+
+enum class Age { older, newer, unknown };
+
+// Whether the database's dbkey row was written before or after the backup was made: its updated_at
+// against the backup's created_at, which has whole seconds; within that second, against the
+// updated_at of the backup's own copy of the row.
+Age database_age(const store::KeyRow& live, const backup::Metadata& meta, const backup::KeyRowCopy* saved) {
+    constexpr int64_t second = 1'000'000'000;
+    auto written = store::parse_timestamp(live.updated_at);
+    auto made = store::parse_timestamp(meta.created_at);
+    if (!written || !made) return Age::unknown;
+    if (*written < *made) return Age::older;
+    if (*written >= *made + second) return Age::newer;
+    auto saved_at = saved ? store::parse_timestamp(saved->updated_at) : std::nullopt;
+    if (!saved_at || *saved_at == *written) return Age::unknown;
+    return *written > *saved_at ? Age::newer : Age::older;
+}
+
+std::string age_in_words(Age age, const store::KeyRow& live, const backup::Metadata& meta) {
+    switch (age) {
+    case Age::newer:
+        return fmt::format("the database is newer than the backup: its dbkey row was written at {}, after the backup "
+                           "was made ({})", live.updated_at, meta.created_at);
+    case Age::older:
+        return fmt::format("the database is older than the backup: its dbkey row was written at {}, before the backup "
+                           "was made ({})", live.updated_at, meta.created_at);
+    case Age::unknown: break;
+    }
+    return fmt::format("its dbkey row was written at {}; the backup was made at {}", live.updated_at, meta.created_at);
 }
 
 std::string fingerprint_or_none(const std::optional<SecretBytes>& key) {
@@ -188,6 +221,28 @@ backup::Opened write_verified_backup(const std::string& path, bool force, const 
     return opened;
 }
 
+void refuse_backup_target(const BackupTarget& target) {
+    if (target.path == "-") fail(ExitCode::usage, "--backup needs a file; - (stdout) is for `infra-keys backup -o -`");
+    if (files::exists(target.path))
+        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", target.path),
+                    "choose another --backup FILE");
+}
+
+std::vector<std::string> back_up_key_change(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
+                                            const std::optional<SecretBytes>& root_key) {
+    std::vector<store::KeyRow> rows = inst.store().live_keys();
+    for (auto& row : rows)
+        if (row.id == next.row.id) row = next.row;
+    backup::Contents contents = contents_for(inst, next, rows, root_key);
+    write_verified_backup(target.path, /*force=*/false, metadata_for(inst, next), contents, target.to);
+    std::vector<std::string> lines = {fmt::format("backup of the new keys written to {} and re-opened: it holds the db key{}{}",
+                                                  target.path, root_key ? ", the new root key" : "",
+                                                  contents.retained_keys.empty() ? ""
+                                                      : fmt::format(" and {} retained root key(s)", contents.retained_keys.size()))};
+    for (const auto& r : target.to.recipients) lines.push_back(fmt::format("backup opens with {}", r->describe()));
+    return lines;
+}
+
 Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to) {
     refuse_if_rotation_interrupted(inst);
     if (options.output != "-" && !options.force && files::exists(options.output))
@@ -199,7 +254,9 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
 
 Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
                        const std::vector<store::KeyRow>& live, const BackupRecipients& to) {
-    backup::Contents contents = contents_for(inst, key, live);
+    std::optional<SecretBytes> root_key;
+    if (auto* native = native_of(inst)) root_key = native->root_key();
+    backup::Contents contents = contents_for(inst, key, live, root_key);
     backup::Metadata meta = metadata_for(inst, key);
 
     Report report;
@@ -223,32 +280,6 @@ Report write_backup_of(Installation& inst, const BackupOptions& options, const O
     else
         report.lines.push_back(fmt::format("backup: the {} root key never leaves the provider; this backup needs it "
                                            "to be restored", inst.provider->kind()));
-    return report;
-}
-
-Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock) {
-    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
-    const backup::Contents& contents = opened.contents;
-    Report report;
-    report.lines = describe(opened.meta);
-    store::KeyRow live = require_db_key_row(inst.store());
-    const backup::KeyRowCopy* saved = db_key_in(contents);
-    try {
-        SecretBytes from_backup = unwrap_with_backup(inst, contents, live.encrypted);
-        report.lines.push_back(fmt::format("check: ok: the backup opens dbkey row {} of {}", live.id, inst.store().describe()));
-        // Its root key still opens the row, but the db key it carries is another (rotate-data-key
-        // since it was made): restoring it gives back the root key, never the values' key.
-        if (contents.db_key && *contents.db_key != from_backup)
-            report.lines.push_back("check: note: the db key in this backup is not the live db key (rotate-data-key "
-                                   "replaced it since, or never committed it)");
-    } catch (const Error& e) {
-        if (e.code() != ExitCode::wrong_key) throw;
-        report.problems = true;
-        report.lines.push_back(fmt::format("check: FAILED: the backup does not open dbkey row {} of {}", live.id,
-                                           inst.store().describe()));
-    }
-    if (!saved || saved->encrypted != live.encrypted)
-        report.lines.push_back("check: note: the database's dbkey row was re-wrapped since this backup was made");
     return report;
 }
 
@@ -297,36 +328,139 @@ Report inspect_backup(const std::string& path) {
 
 namespace {
 
-// Where the backup's root key goes: the configured native key's slots (usage error otherwise).
-KeySlots restore_slots(Installation& inst) {
-    auto slots = key_slots(inst);
-    if (!slots) fail(ExitCode::usage, "the backup holds a native root key but the configured provider is {}", inst.provider->kind());
-    return *slots;
+// How the backup stands to the database it is restored into; `restore --dry-run` names it.
+enum class Fit { no_row, exact, database_newer, database_older, rewrapped };
+
+const char* name_of(Fit fit) {
+    switch (fit) {
+    case Fit::no_row: return "no_row";
+    case Fit::exact: return "exact";
+    case Fit::database_newer: return "database_newer";
+    case Fit::database_older: return "database_older";
+    case Fit::rewrapped: return "rewrapped";
+    }
+    return "";
 }
 
-// Step 1: the backup must fit the database before anything is written. The live row, if any.
-std::optional<store::KeyRow> check_backup_fits(Installation& inst, const backup::Contents& contents,
-                                               const RestoreOptions& options) {
+// Exit 5: the backup's db key is not the one sealing this database, so no key it holds can make it
+// open. The hint points the way the times do.
+Error cannot_restore(store::KeyStore& store, const store::KeyRow& live, const backup::Opened& opened, const std::string& why) {
+    Age age = database_age(live, opened.meta, db_key_in(opened.contents));
+    std::string hint = age == Age::newer ? fmt::format("use a backup made since {} (`infra-keys backup`), or check "
+                                                       "--config names the right database", live.updated_at)
+                       : age == Age::older ? fmt::format("use a backup made before {}, or restore the database from a "
+                                                         "dump made after it", opened.meta.created_at)
+                                           : "check --config names the right database, or use another backup";
+    return Error(ExitCode::wrong_key,
+                 fmt::format("cannot restore: the backup's db key (key id {}) is not the one sealing {}: {}; {}. Nothing "
+                             "changed", opened.meta.db_key_id, store.describe(), why, age_in_words(age, live, opened.meta)),
+                 hint);
+}
+
+// The db key the backup holds: stored in it (format 2), else (0.1.0's files) unwrapped from its own row.
+std::optional<SecretBytes> db_key_of(Installation& inst, const backup::Contents& contents) {
+    if (contents.db_key) return contents.db_key;
+    const backup::KeyRowCopy* saved = db_key_in(contents);
+    if (!saved) return std::nullopt;
+    if (contents.root_key) return providers::make_native_in_memory(*contents.root_key)->try_unwrap(saved->encrypted);
+    return inst.provider->try_unwrap(saved->encrypted);
+}
+
+// The configured root key's answer for the row; a native key that is missing or damaged opens
+// nothing (that is what a restore mends).
+std::optional<SecretBytes> configured_opens(Installation& inst, const store::KeyRow& live) {
+    try {
+        return inst.provider->try_unwrap(live.encrypted);
+    } catch (const Error& e) {
+        if (e.code() != ExitCode::provider || !inst.provider->key_storage()) throw;
+        return std::nullopt;
+    }
+}
+
+struct Match {
+    Fit fit = Fit::no_row;
+    std::optional<OpenDbKey> key;  // the live dbkey row with the db key it wraps, proven
+    bool configured_opens = false;  // the installation opens already
+    RekeyPlan plan;                // the values a re-wrap would re-key (when the backup's db key was proven by them)
+};
+
+// The backup's db key must be the one sealing the database's values: it opens them under the live
+// row's key id. A database with no sealed value can only be matched by its row's identity.
+RekeyPlan prove_seals_values(Installation& inst, const OpenDbKey& key, const backup::Opened& opened) {
+    store::KeyStore& store = inst.store();
+    RekeyPlan plan = plan_rekey(store, key);
+    if (plan.values == 0) {
+        bool fails = std::any_of(plan.blocking.begin(), plan.blocking.end(),
+                                 [](const ValueProblem& p) { return p.reason == "authentication"; });
+        const backup::KeyRowCopy* saved = db_key_in(opened.contents);
+        bool same_row = saved && saved->id == key.row.id && saved->key_id == key.row.key_id &&
+                        saved->created_at == key.row.created_at;
+        if (fails)
+            throw cannot_restore(store, key.row, opened,
+                                 fmt::format("it opens none of the values sealed under key id {}", seal::to_hex(key.key_id)));
+        if (!same_row)
+            throw cannot_restore(store, key.row, opened, fmt::format("dbkey row {} is not the backup's and no sealed "
+                                                                     "value proves the db key", key.row.id));
+    }
+    refuse_blocking_values(plan, store.describe());  // the right key, but some value would not carry over: exit 1
+    return plan;
+}
+
+// The backup must fit the database before anything is written: the live row holds the backup's db
+// key (re-wrapped or not), or there is no row and --with-db-key inserts the backup's.
+Match match_backup(Installation& inst, const backup::Opened& opened, const RestoreOptions& options) {
+    const backup::Contents& contents = opened.contents;
     store::KeyStore& store = inst.store(/*create=*/options.with_db_key);
     std::optional<store::KeyRow> live = store.has_key_table() ? store.live_key(db_key_name) : std::nullopt;
-    if (live) {
-        bool opens = contents.root_key ? providers::make_native_in_memory(*contents.root_key)->try_unwrap(live->encrypted).has_value()
-                                       : inst.provider->try_unwrap(live->encrypted).has_value();
-        if (!opens)
-            throw Error(ExitCode::wrong_key,
-                        fmt::format("the backup does not open dbkey row {} of {}; it belongs to another installation "
-                                    "or an older wrapping. Nothing changed", live->id, store.describe()),
-                        "check --config points at the right database, or use a newer backup");
-        return live;
-    }
     const backup::KeyRowCopy* saved = db_key_in(contents);
-    if (!saved) fail(ExitCode::backup, "the backup holds no dbkey row");
-    if (!options.with_db_key)
-        throw Error(ExitCode::refused, fmt::format("{} has no dbkey row; not restoring one without --with-db-key",
-                                                   store.describe()),
-                    "pass --with-db-key to insert the backup's key rows");
-    unwrap_with_backup(inst, contents, saved->encrypted);  // proves the backup's own pair fits
-    return std::nullopt;
+    Match match;
+    if (!live) {
+        if (!saved) fail(ExitCode::backup, "the backup holds no dbkey row");
+        if (!options.with_db_key)
+            throw Error(ExitCode::refused, fmt::format("{} has no dbkey row; not restoring one without --with-db-key",
+                                                       store.describe()),
+                        "pass --with-db-key to insert the backup's key rows");
+        unwrap_with_backup(inst, contents, saved->encrypted);  // proves the backup's own pair fits
+        return match;
+    }
+    bool same_bytes = saved && saved->encrypted == live->encrypted;
+    Age age = database_age(*live, opened.meta, saved);
+    match.fit = same_bytes ? Fit::exact : age == Age::newer ? Fit::database_newer
+                                        : age == Age::older ? Fit::database_older : Fit::rewrapped;
+    std::optional<SecretBytes> held = db_key_of(inst, contents);
+    if (held && held->size() != seal::key_size) fail(ExitCode::backup, "the backup's db key is {} bytes", held->size());
+    std::optional<SecretBytes> opens = contents.root_key
+                                           ? providers::make_native_in_memory(*contents.root_key)->try_unwrap(live->encrypted)
+                                           : std::nullopt;
+    if (auto configured = configured_opens(inst, *live)) {
+        match.configured_opens = true;
+        if (!opens) opens = std::move(configured);
+    }
+    if (opens) {
+        if (held && *held != *opens)
+            throw cannot_restore(store, *live, opened, fmt::format("dbkey row {} holds another db key", live->id));
+        match.key = OpenDbKey{*live, std::move(*opens), seal::key_id_of(live->encrypted)};
+        return match;
+    }
+    if (!held)
+        throw cannot_restore(store, *live, opened, fmt::format("no key in the backup opens dbkey row {}", live->id));
+    match.key = OpenDbKey{*live, std::move(*held), seal::key_id_of(live->encrypted)};
+    match.plan = prove_seals_values(inst, *match.key, opened);
+    return match;
+}
+
+// The case, for `restore` and `backup --check`.
+std::string case_in_words(const Match& match, const backup::Opened& opened, store::KeyStore& store) {
+    if (match.fit == Fit::no_row) return fmt::format("{} has no dbkey row; the backup's key rows go in", store.describe());
+    const store::KeyRow& live = match.key->row;
+    if (match.fit == Fit::exact)
+        return fmt::format("exact match: dbkey row {} of {} is the backup's", live.id, store.describe());
+    std::string what = match.fit == Fit::database_newer   ? "the database was rotated after the backup"
+                       : match.fit == Fit::database_older ? "the database is older than the backup"
+                                                          : "the dbkey row was re-wrapped since the backup";
+    Age age = match.fit == Fit::database_newer ? Age::newer : match.fit == Fit::database_older ? Age::older : Age::unknown;
+    return fmt::format("{}: dbkey row {} of {} holds the backup's db key (key id {}) under another wrapping; {}",
+                       what, live.id, store.describe(), opened.meta.db_key_id, age_in_words(age, live, opened.meta));
 }
 
 // Step 3: the key rows in one transaction, proven with the installed key before commit.
@@ -342,10 +476,42 @@ void insert_key_rows(Installation& inst, const backup::Contents& contents, std::
     tx->commit();
 }
 
+// Whether the live row is no longer `before`: the re-wrap committed (or we cannot tell, so assume it).
+bool row_changed(store::KeyStore& store, const store::KeyRow& before) {
+    try {
+        auto row = store.live_key(db_key_name);
+        return !row || row->encrypted != before.encrypted;
+    } catch (const Error&) {
+        return true;
+    }
+}
+
 }  // namespace
 
+Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock) {
+    backup::Opened opened = backup::open_any(read_backup_file(path), unlock);
+    Report report;
+    report.lines = describe(opened.meta);
+    store::KeyRow live = require_db_key_row(inst.store());
+    try {
+        // The same proof restore makes: a backup that restores this database checks ok.
+        Match match = match_backup(inst, opened, {});
+        report.fit = name_of(match.fit);
+        report.lines.push_back(fmt::format("check: ok: the backup holds the db key of dbkey row {} of {}", live.id,
+                                           inst.store().describe()));
+        if (match.fit != Fit::exact)
+            report.lines.push_back(fmt::format("check: note: {}; `restore` re-wraps it",
+                                               case_in_words(match, opened, inst.store())));
+    } catch (const Error& e) {
+        if (e.code() != ExitCode::wrong_key) throw;
+        report.problems = true;
+        report.lines.push_back(fmt::format("check: FAILED: {}", e.what()));
+    }
+    return report;
+}
+
 // Through the key-change pipeline: the same lock-and-check as rotate-root, the database lock held
-// while the key changes, and a failure before the rows commit puts the replaced key back.
+// while the key changes, and a failure before the commit puts the replaced key back.
 Report restore(Installation& inst, const std::string& path, const backup::Unlock& unlock, const RestoreOptions& options) {
     // The server check waits until there is something to change: "nothing to do" is never refused.
     ChangeLock lock = lock_and_check(inst, {/*server_stopped=*/true, false, 3 * seal::key_size});
@@ -361,20 +527,31 @@ Report restore(Installation& inst, const std::string& path, const backup::Unlock
     std::string verb = options.dry_run ? "would " : "";
     refuse_what_the_release_cannot_run(inst);
 
-    std::optional<store::KeyRow> live = check_backup_fits(inst, contents, options);
-    bool insert_rows = !live;
-    std::optional<KeySlots> slots;
+    // Plan: which case this is, proven, and where the db key goes — under the backup's root key,
+    // installed in place of the configured native key; or, when the backup holds none or another
+    // provider is configured, under the configured root key.
+    Match match = match_backup(inst, opened, options);
+    report.fit = name_of(match.fit);
+    step("case: " + case_in_words(match, opened, inst.store()));
+    bool insert_rows = match.fit == Fit::no_row;
+    std::optional<KeySlots> slots = contents.root_key ? key_slots(inst) : std::nullopt;
+    if (insert_rows && contents.root_key && !slots)
+        fail(ExitCode::usage, "the backup holds a native root key but the configured provider is {}", inst.provider->kind());
+    std::unique_ptr<providers::RootKeyProvider> backup_root =
+        slots ? providers::make_native_in_memory(*contents.root_key) : nullptr;
+    providers::RootKeyProvider& target = backup_root ? *backup_root : *inst.provider;
+
     std::optional<SecretBytes> current;
     bool install_key = false;
-    if (contents.root_key) {
-        slots.emplace(restore_slots(inst));
+    if (slots) {
         current = slots->read(slots->key());
         if (current)
             step(fmt::format("root key: {} has fingerprint {}", slots->describe(slots->key()),
                              crypto::root_key_fingerprint(*current)));
         if (current && *current == *contents.root_key) {
-            step(fmt::format("root key: the backup's root key is already installed at {}",
-                                               slots->describe(slots->key())));
+            step(fmt::format("root key: the backup's root key is already installed at {}", slots->describe(slots->key())));
+        } else if (match.configured_opens) {
+            // The installed key opens the row already; the backup's older key has no business replacing it.
         } else if (current && !options.force) {
             throw Error(ExitCode::refused,
                         fmt::format("a different root key exists at {}; not replacing it", slots->describe(slots->key())),
@@ -383,9 +560,13 @@ Report restore(Installation& inst, const std::string& path, const backup::Unlock
             install_key = true;
         }
     }
-    report.nothing_to_do = !install_key && !insert_rows;
+    bool rewrap = match.key && !match.configured_opens && !target.try_unwrap(match.key->row.encrypted);
+    report.nothing_to_do = !install_key && !insert_rows && !rewrap;
     if (report.nothing_to_do) {
-        step("restore: nothing to do: the backup's keys are already in place");
+        step(match.configured_opens && match.fit != Fit::exact
+                 ? fmt::format("restore: nothing to do: the configured root key already opens dbkey row {}, which holds "
+                               "the backup's db key", match.key->row.id)
+                 : std::string("restore: nothing to do: the backup's keys are already in place"));
         return report;
     }
 
@@ -395,16 +576,21 @@ Report restore(Installation& inst, const std::string& path, const backup::Unlock
     if (insert_rows && !store.has_key_table() && !options.dry_run) store.create_key_table();
     std::optional<KeyChange> change;
     std::unique_ptr<store::Transaction> tx;
-    if (live) change.emplace(begin_key_change(store, *live));
+    if (match.key) change.emplace(begin_key_change(store, match.key->row));
     else if (store.has_key_table()) tx = store.begin_exclusive();
 
     std::string kept = install_key && current ? slots->key() + ".replaced-" + utc_stamp() : "";
     if (!kept.empty()) step(fmt::format("{}keep the replaced root key as {}", verb, slots->describe(kept)));
-    if (install_key)
-        step(fmt::format("{}install the backup's root key at {}", verb, slots->describe(slots->key())));
+    if (install_key) step(fmt::format("{}install the backup's root key at {}", verb, slots->describe(slots->key())));
     if (insert_rows)
-        step(fmt::format("{}insert {} key rows from the backup into {}", verb, contents.rows.size(),
-                                           store.describe()));
+        step(fmt::format("{}insert {} key rows from the backup into {}", verb, contents.rows.size(), store.describe()));
+    if (rewrap) {
+        step(fmt::format("{}re-wrap dbkey row {} in {} under {} in one transaction, re-keying {} values{}", verb,
+                         match.key->row.id, store.describe(),
+                         backup_root ? "the backup's root key" : inst.provider->describe(), match.plan.values,
+                         match.plan.values_by_column.empty() ? "" : ":"));
+        for (const auto& [column, count] : match.plan.values_by_column) step(fmt::format("  {} values in {}", count, column));
+    }
     if (options.dry_run) return report;
 
     // Stage, then commit.
@@ -420,11 +606,18 @@ Report restore(Installation& inst, const std::string& path, const backup::Unlock
             failpoint("restore-after-install-key");
         }
         if (insert_rows) insert_key_rows(inst, contents, std::move(tx));
+        if (rewrap) {
+            NewWrapping next{target.wrap(match.key->plaintext), inst.provider->algorithm(), inst.provider->root_key_id()};
+            RekeyCounts counts = commit_rewrap(*change, store, *match.key, next,
+                                               [&](ByteView w) { return target.unwrap(w); }, "restore");
+            step(fmt::format("dbkey row {} re-wrapped; {} encrypted values re-keyed", match.key->row.id, counts.values));
+        }
     } catch (const Error& e) {
         tx.reset();
         change.reset();
-        bool rows_committed = insert_rows && store.has_key_table() && store.live_key(db_key_name).has_value();
-        if (keys && !rows_committed) throw keys->undo(e);
+        bool committed = insert_rows ? store.has_key_table() && store.live_key(db_key_name).has_value()
+                                     : rewrap && row_changed(store, match.key->row);
+        if (keys && !committed) throw keys->undo(e);
         throw;
     }
     return report;

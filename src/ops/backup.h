@@ -25,10 +25,17 @@ struct BackupRecipients {
     std::optional<SecretBytes> passphrase;  // set when `recipients` is its scrypt recipient
 };
 
+// `--backup FILE` of a key change: where the backup of the changed keys goes and who opens it.
+struct BackupTarget {
+    std::string path;  // never "-", never an existing file
+    BackupRecipients to;
+};
+
 struct Report {
     std::vector<std::string> lines;
     bool nothing_to_do = false;
     bool problems = false;  // checks ran and found a mismatch (exit 1)
+    std::string fit;        // restore: how the backup stands to the database (exact, database_newer, …)
 };
 
 // Writes the backup atomically (0600), then re-reads the file and proves it matches the database.
@@ -47,6 +54,17 @@ Report write_backup_of(Installation& inst, const BackupOptions& options, const O
 // saved before a rotation commits). Returns what the file on disk opened to.
 backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
                                      const backup::Contents& contents, const BackupRecipients& to);
+
+// Plan of a key change with --backup: ik::Error(refused) if the file exists, ik::Error(usage) for "-".
+void refuse_backup_target(const BackupTarget& target);
+
+// For a key change, between its stage and its commit: writes and re-opens a backup of the keys as
+// they will be once `next` (the dbkey row as the change will commit it, with its db key) commits,
+// `root_key` being the native root key that wraps it then (nullopt for providers that keep their
+// keys). So a new key never exists in one place only. Throws ik::Error(backup) when it cannot be
+// written or does not re-open to those keys; the caller undoes its stage. Returns the lines to print.
+std::vector<std::string> back_up_key_change(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
+                                            const std::optional<SecretBytes>& root_key);
 
 // Opens a backup and proves, writing nothing, that it opens the live database's db key.
 Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock);

@@ -82,11 +82,38 @@ void retain_old_key(KeySlots& slots, StagedKeys& staged, RotateResult& result) {
     failpoint("rotate-after-retain");
 }
 
+// The dbkey row as a commit of `next` will leave it, with its db key: what a backup of it holds.
+OpenDbKey once_committed(const OpenDbKey& current, const NewWrapping& next) {
+    store::KeyRow row = current.row;
+    row.encrypted = next.wrapped;
+    row.algorithm = next.algorithm;
+    row.root_key_id = next.root_key_id;
+    row.updated_at = store::now_timestamp();
+    return {row, current.plaintext, seal::key_id_of(next.wrapped)};
+}
+
+// --backup FILE, between stage and commit: a failure here is a failure before the commit.
+void back_up_before_commit(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
+                           const std::optional<SecretBytes>& root_key, RotateResult& result) {
+    for (auto& line : back_up_key_change(inst, target, next, root_key)) result.lines.push_back(std::move(line));
+}
+
+// Plan of --backup FILE: refused before anything is written, dry runs included.
+void plan_backup(const RotateOptions& options, RotateResult& result) {
+    if (!options.backup) return;
+    refuse_backup_target(*options.backup);
+    if (options.dry_run)
+        result.lines.push_back(fmt::format("write a backup of the new keys to {} and re-open it before the commit",
+                                           options.backup->path));
+}
+
 // Step 3, from a new key already durable in K.new and a row that opens with K.
 void commit_new_wrapping(Installation& inst, KeySlots& slots, KeyChange& change, const OpenDbKey& current,
-                         RotateResult& result) {
+                         const RotateOptions& options, RotateResult& result) {
     auto new_key = slots.provider(slots.next());
     NewWrapping next{new_key->wrap(current.plaintext), new_key->algorithm(), current.row.root_key_id};
+    if (options.backup)
+        back_up_before_commit(inst, *options.backup, once_committed(current, next), slots.read(slots.next()), result);
     RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                        [&](ByteView w) { return new_key->unwrap(w); }, "rotate");
     result.values = counts.values;
@@ -139,7 +166,7 @@ void finish_uncommitted(Installation& inst, KeySlots& slots, const store::KeyRow
     StagedKeys keys(slots);
     staged(inst, slots, keys, change, [&] {
         retain_old_key(slots, keys, result);
-        commit_new_wrapping(inst, slots, change, current, result);
+        commit_new_wrapping(inst, slots, change, current, {}, result);
     });
 }
 
@@ -223,6 +250,7 @@ RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOpti
 
     RotateResult result = new_result(options);
     OpenDbKey current = open_db_key(*inst.provider, row);  // the configured key must open it before we start
+    plan_backup(options, result);
     if (options.dry_run) {
         result.lines.push_back(fmt::format("write a new 32-byte root key to {}", slots.describe(slots.next())));
         result.lines.push_back(fmt::format("retain the current root key as {}", slots.describe(slots.retired("<time>"))));
@@ -237,7 +265,7 @@ RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOpti
         failpoint("rotate-after-write-new-key");
         result.lines.push_back(fmt::format("new root key written to {}", slots.describe(slots.next())));
         retain_old_key(slots, keys, result);
-        commit_new_wrapping(inst, slots, change, current, result);
+        commit_new_wrapping(inst, slots, change, current, options, result);
     });
     keys.keep();
     install_new_key(slots, result);
@@ -275,14 +303,17 @@ RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& 
     RotateResult result = new_result(options);
     for (auto& line : rotation.plan()) result.lines.push_back(std::move(line));
     prove_round_trip(rotation.target(), result);
+    plan_backup(options, result);
     KeyChange change = plan_key_change(inst, current, result);  // before the provider adds a key version
     if (options.dry_run) return result;
 
-    providers::Rewrapped next = rotation.rewrap(row.encrypted);
-    for (auto& line : next.lines) result.lines.push_back(std::move(line));
+    providers::Rewrapped rewrapped = rotation.rewrap(row.encrypted);
+    for (auto& line : rewrapped.lines) result.lines.push_back(std::move(line));
+    NewWrapping next{rewrapped.wrapped, rewrapped.algorithm, rewrapped.root_key_id};
+    // The old key version still opens the row until the commit: nothing to undo if the backup fails.
+    if (options.backup) back_up_before_commit(inst, *options.backup, once_committed(current, next), std::nullopt, result);
     RekeyCounts counts =
-        commit_rewrap(change, inst.store(), current, {next.wrapped, next.algorithm, next.root_key_id},
-                      [&](ByteView w) { return rotation.target().unwrap(w); }, "rotate");
+        commit_rewrap(change, inst.store(), current, next, [&](ByteView w) { return rotation.target().unwrap(w); }, "rotate");
     result.values = counts.values;
     result.lines.push_back(fmt::format("dbkey row {} committed; {} encrypted values re-keyed", row.id, counts.values));
     for (auto& line : rotation.after_commit()) result.lines.push_back(std::move(line));

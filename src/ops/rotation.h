@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "ops/backup.h"
 #include "ops/installation.h"
 #include "util/output.h"
 
@@ -20,6 +21,8 @@ struct RotateOptions {
     bool server_stopped = false;
     std::optional<std::string> to_key_id;  // awskms: re-wrap under this KMS key instead of the configured one
     std::function<void(const std::string&)> on_step;  // each step line as it happens
+    // --backup FILE: a backup of the new keys, written and re-opened between stage and commit.
+    const BackupTarget* backup = nullptr;
 };
 
 struct RotateResult {

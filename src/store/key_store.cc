@@ -1,6 +1,9 @@
 #include "store/key_store.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -54,6 +57,41 @@ std::string now_timestamp() {
     return fmt::format("{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}{}+00:00", static_cast<int>(ymd.year()),
                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), time.hours().count(),
                        time.minutes().count(), time.seconds().count(), fraction);
+}
+
+std::optional<int64_t> parse_timestamp(std::string_view text) {
+    using namespace std::chrono;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, consumed = 0;
+    std::string copy(text);
+    if (std::sscanf(copy.c_str(), "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6) return std::nullopt;
+    std::string_view rest = text.substr(static_cast<size_t>(consumed));
+    int64_t nanos = 0;
+    if (rest.starts_with('.')) {
+        size_t digits = 1;
+        for (; digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits])); ++digits)
+            if (digits <= 9) nanos = nanos * 10 + (rest[digits] - '0');
+        for (size_t pad = digits; pad <= 9; ++pad) nanos *= 10;
+        rest.remove_prefix(digits);
+    }
+    int offset_minutes = 0;
+    if (rest == "Z" || rest.empty()) {
+    } else if ((rest[0] == '+' || rest[0] == '-') && rest.size() >= 3) {
+        // +HH, +HHMM or +HH:MM
+        std::string digits;
+        for (char c : rest.substr(1))
+            if (c != ':') digits += c;
+        if ((digits.size() != 2 && digits.size() != 4) ||
+            !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+            return std::nullopt;
+        int minutes_east = std::stoi(digits.substr(0, 2)) * 60 + (digits.size() == 4 ? std::stoi(digits.substr(2)) : 0);
+        offset_minutes = (rest[0] == '-' ? -1 : 1) * minutes_east;
+    } else {
+        return std::nullopt;
+    }
+    year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    if (!ymd.ok()) return std::nullopt;
+    auto at = sys_days{ymd} + hours{h} + minutes{mi} + seconds{s} - minutes{offset_minutes};
+    return duration_cast<nanoseconds>(at.time_since_epoch()).count() + nanos;
 }
 
 std::unique_ptr<KeyStore> open(const config::Config& cfg, const std::string& db_password, bool create,

@@ -153,4 +153,8 @@ std::unique_ptr<KeyStore> open_postgres(const std::string& conninfo, const std::
 // The server's timestamp text for created_at/updated_at: "2022-06-09 14:03:11.123456789+00:00".
 std::string now_timestamp();
 
+// A timestamp as the server, PostgreSQL or a backup writes it ("2022-06-09 14:03:11.123456789+00:00",
+// "…+00", "2026-12-02T12:00:00Z"), as nanoseconds since the epoch in UTC; nullopt for other text.
+std::optional<int64_t> parse_timestamp(std::string_view text);
+
 }  // namespace ik::store

@@ -224,7 +224,7 @@ class BackupTest(E2E):
             before = other.snapshot()
             r = other.run("restore", self.backup_path, "--passphrase-file", self.pass_file, "--force")
             self.assertExit(r, "wrong_key")
-            self.assertIn("does not open", r.stderr)
+            self.assertIn("is not the one sealing", r.stderr)
             self.assertEqual(before, other.snapshot())
         finally:
             other.close()

@@ -247,6 +247,30 @@ class KmsTest(RemoteE2E):
         self.assertExit(self.ik("verify", "--level", "full"), "ok")
         self.assertAllDecrypt()
 
+    def test_restore_of_a_native_backup_rewraps_the_row_under_the_configured_kms_key(self):
+        # The key backup was made while the installation was native; the config names KMS now,
+        # and the native key is gone: restore re-wraps the backup's db key under the KMS key.
+        self.inst.write_config()
+        self.inst.seed(values_per_column=5)
+        pass_file, path = os.path.join(self.inst.dir, "passphrase"), os.path.join(self.inst.dir, "keys.backup")
+        with open(pass_file, "w") as f:
+            f.write("correct horse battery staple\n")
+        self.assertExit(self.inst.run("backup", "-o", path, "--passphrase-file", pass_file, "--scrypt-work-factor", "10"),
+                        "ok")
+        os.remove(self.inst.key_path)
+        self.use(self.p)
+        before = self.state()
+        r = self.ik("restore", path, "--passphrase-file", pass_file, "--dry-run")
+        self.assertExit(r, "ok")
+        self.assertIn("would re-wrap dbkey row", r.stdout)
+        self.assertIn("awskms", r.stdout)
+        self.assertEqual(before, self.state())
+        self.assertExit(self.ik("restore", path, "--passphrase-file", pass_file), "ok")
+        row = self.inst.db_key_row()
+        self.assertEqual((row["algorithm"], row["root_key_id"]), ("AES_256", "alias/infra"))
+        self.assertAllDecrypt()  # the db key as the aws CLI decrypts it from the row
+        self.assertExit(self.ik("verify", "--level", "full"), "ok")
+
     def test_rewrap_is_a_no_op_when_kms_already_wraps_the_row(self):
         self.seed()
         self.assertRewrapIsANoOp()

@@ -536,6 +536,23 @@ TEST_CASE("now_timestamp has the server's format") {
     CHECK(t.substr(0, 2) == "20");
 }
 
+TEST_CASE("parse_timestamp reads the server's, PostgreSQL's and a backup's timestamps in UTC") {
+    constexpr int64_t s = 1'000'000'000;
+    auto at = store::parse_timestamp("2022-06-09 14:03:11.123456789+00:00");
+    REQUIRE(at);
+    CHECK(*at == 1654783391 * s + 123456789);
+    CHECK(store::parse_timestamp("2022-06-09T14:03:11Z") == 1654783391 * s);
+    CHECK(store::parse_timestamp("2022-06-09 14:03:11.5+00") == 1654783391 * s + 500'000'000);
+    CHECK(store::parse_timestamp("2022-06-09 16:03:11+02:00") == 1654783391 * s);
+    CHECK(store::parse_timestamp("2022-06-09 09:33:11-0430") == 1654783391 * s);
+    CHECK(store::parse_timestamp("2022-06-09 14:03:11.1234567891+00:00") == 1654783391 * s + 123456789);
+    auto now = store::parse_timestamp(store::now_timestamp());
+    REQUIRE(now);
+    CHECK(*now > 1654783391 * s);
+    for (const char* bad : {"", "yesterday", "2022-13-09 14:03:11Z", "2022-06-09 14:03:11 UTC", "2022-06-09"})
+        CHECK_MESSAGE(!store::parse_timestamp(bad), bad);
+}
+
 TEST_CASE("opening a missing SQLite file names it, and create makes it") {
     char pattern[] = "/tmp/infra-keys-store-test.XXXXXX";
     REQUIRE(mkdtemp(pattern));
