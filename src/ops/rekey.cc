@@ -47,12 +47,8 @@ void refuse_blocking(const Census& census, store::KeyStore& store) {
 // each of them opens; the census after proves they still do.
 uint64_t rekey_column(store::Transaction& tx, const store::EncryptedColumn& column, const seal::KeyId& old_id,
                       const seal::KeyId& new_id) {
-    return tx.rewrite_values(column, [&](const store::StoredValue& value) -> std::optional<std::string> {
-        auto payload = seal::parse(value.text);
-        if (!payload || !std::equal(payload->key_id.begin(), payload->key_id.end(), old_id.begin(), old_id.end()))
-            return std::nullopt;
-        return seal::with_key_id(value.text, new_id);
-    });
+    seal::KeyIdRewriter rewriter(old_id, new_id);
+    return tx.rewrite_values(column, [&](const store::StoredValue& value) { return rewriter.rewrite(value.text); });
 }
 
 // The proof before commit: the same values, all opening under the new key id, none left behind.
@@ -67,10 +63,34 @@ void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& s
              store.describe(), after.sealed(), before.sealed());
 }
 
+std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+// A rewrite that dies of a full disk at 90 % has held the database for nothing: refuse before
+// anything is written when the journal would not fit.
+void require_room_to_rewrite(store::KeyStore& store) {
+    auto room = store.room_to_rewrite();
+    if (!room || room->available >= room->needed) return;
+    throw Error(ExitCode::database,
+                fmt::format("not enough free disk for the journal of {}: {} has {} free, rewriting every value needs "
+                            "about {}; nothing changed",
+                            store.describe(), room->directory, mebibytes(room->available), mebibytes(room->needed)),
+                fmt::format("free at least {} in {}, then run the command again", mebibytes(room->needed - room->available),
+                            room->directory));
+}
+
+RekeyPlan plan_of(const Census& census, store::KeyStore& store) {
+    RekeyPlan plan;
+    plan.values_by_column = sealed_by_column(census);
+    plan.values = census.sealed();
+    plan.blocking = blocking_of(census);
+    if (plan.values > 0) require_room_to_rewrite(store);
+    return plan;
+}
+
 }  // namespace
 
 KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected) {
-    KeyChange change{store.encrypted_columns(), store.begin_exclusive()};
+    KeyChange change{store.encrypted_columns(), store.begin_exclusive(), std::nullopt};
     auto row = change.tx->live_key(db_key_name);
     if (!row || row->id != expected.id || row->encrypted != expected.encrypted)
         fail(ExitCode::refused, "the dbkey row in {} changed while infra-keys worked; nothing written, run the command again",
@@ -94,8 +114,12 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
         fail(ExitCode::internal, "the dbkey row in {} is not the one this key change began with", store.describe());
 
     // The census is taken under the lock, inside the transaction: what it finds is what is there.
+    // A census the plan took under this same lock is that census already.
     CensusOptions options = census_options(detect_release(store));
-    Census before = take_census(store, current.plaintext, current.key_id, options);
+    Census before = change.census && change.census->key_id == current.key_id
+                        ? std::move(change.census->census)
+                        : take_census(store, current.plaintext, current.key_id, options);
+    change.census.reset();
     refuse_blocking(before, store);
 
     store::KeyRow updated = *row;
@@ -131,11 +155,14 @@ RekeyCounts commit_rewrap(KeyChange& change, store::KeyStore& store, const OpenD
 }
 
 RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current) {
+    return plan_of(take_census(store, current.plaintext, current.key_id, census_options(detect_release(store))), store);
+}
+
+RekeyPlan plan_rekey(KeyChange& change, store::KeyStore& store, const OpenDbKey& current) {
+    change.census.reset();
     Census census = take_census(store, current.plaintext, current.key_id, census_options(detect_release(store)));
-    RekeyPlan plan;
-    plan.values_by_column = sealed_by_column(census);
-    plan.values = census.sealed();
-    plan.blocking = blocking_of(census);
+    RekeyPlan plan = plan_of(census, store);
+    change.census = LockedCensus{current.key_id, std::move(census)};
     return plan;
 }
 

@@ -3,6 +3,8 @@
 #include <limits>
 #include <map>
 
+#include <sys/statvfs.h>
+
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <SQLiteCpp/Savepoint.h>
 #include <fmt/format.h>
@@ -255,7 +257,11 @@ private:
             page.reset();
             for (auto& [rowid, text] : replacements) {
                 update.reset();
-                bind_bytes(update, 1, text, column.blob);
+                // No copy: `text` outlives the statement's use of it (exec below).
+                if (column.blob)
+                    update.bindNoCopy(1, text.data(), static_cast<int>(text.size()));
+                else
+                    update.bindNoCopy(1, text);
                 update.bind(2, rowid);
                 update.exec();
             }
@@ -366,6 +372,19 @@ public:
                 if (!visit(value)) return;
             }
         });
+    }
+
+    // The journal (or WAL) sits beside the database and grows to about the pages rewritten: all
+    // of them, for a rewrite of every value, so the database's own size is the estimate.
+    std::optional<DiskRoom> room_to_rewrite() override {
+        DiskRoom room;
+        room.directory = fs::path(db_.path()).parent_path().string();
+        std::error_code ec;
+        room.needed = fs::file_size(db_.path(), ec);
+        struct statvfs disk;
+        if (ec || ::statvfs(room.directory.c_str(), &disk) != 0) return std::nullopt;
+        room.available = uint64_t{disk.f_bavail} * (disk.f_frsize ? disk.f_frsize : disk.f_bsize);
+        return room;
     }
 
     std::unique_ptr<Transaction> begin_exclusive() override {
