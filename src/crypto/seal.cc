@@ -315,7 +315,8 @@ std::optional<std::string> KeyIdRewriter::rewrite(std::string_view text) {
     size_t at = view->key_id_length_offset + 1;  // the field's first byte; its length byte stays 4
     std::copy(to_.begin(), to_.end(), decoded_.begin() + static_cast<ptrdiff_t>(at));
     // Line breaks (which the decoder skips) shift the characters: encode it all, as with_key_id.
-    if (text.find_first_of("\r\n") != std::string_view::npos) return encode_base64(decoded_);
+    if (text.find('\n') != std::string_view::npos || text.find('\r') != std::string_view::npos)
+        return encode_base64(decoded_);
     // Each 3 bytes are 4 characters; the groups over the field are whole ones, since the root key
     // id and the nonce follow it.
     std::string out(text);
