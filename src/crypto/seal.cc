@@ -31,20 +31,36 @@ constexpr auto sextet_table = make_sextet_table();
 // Decodes like Go's base64.RawStdEncoding: '\r' and '\n' are skipped anywhere, '=' and any other
 // character outside the alphabet is an error, a dangling single character is an error, and (as Go's
 // non-strict decoder) unused low bits of the last character are ignored. Reuses `out`'s capacity.
+// Every value a census or a rewrite reads passes through here, several times per key change.
 bool decode_base64_into(std::string_view text, Bytes& out) {
     out.resize(text.size() / 4 * 3 + 3);
-    size_t written = 0;
+    const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+    uint8_t* to = out.data();
+    size_t at = 0, written = 0;
+    // Whole groups of four alphabet characters, as stored values are made of, without a branch per
+    // character. Anything else (a line break, a stray character) stops it on a group boundary and
+    // the loop below, one character at a time, carries on from there.
+    for (; at + 4 <= text.size(); at += 4) {
+        int32_t a = sextet_table[in[at]], b = sextet_table[in[at + 1]], c = sextet_table[in[at + 2]],
+                d = sextet_table[in[at + 3]];
+        if ((a | b | c | d) < 0) break;
+        uint32_t group = (uint32_t(a) << 18) | (uint32_t(b) << 12) | (uint32_t(c) << 6) | uint32_t(d);
+        to[written] = static_cast<uint8_t>(group >> 16);
+        to[written + 1] = static_cast<uint8_t>(group >> 8);
+        to[written + 2] = static_cast<uint8_t>(group);
+        written += 3;
+    }
     uint32_t group = 0;
     size_t sextets = 0;
-    for (char c : text) {
+    for (char c : text.substr(at)) {
         if (c == '\r' || c == '\n') continue;
         int8_t value = sextet_table[static_cast<uint8_t>(c)];
         if (value < 0) return false;
         group = (group << 6) | static_cast<uint32_t>(value);
         if (++sextets == 4) {
-            out[written++] = static_cast<uint8_t>(group >> 16);
-            out[written++] = static_cast<uint8_t>(group >> 8);
-            out[written++] = static_cast<uint8_t>(group);
+            to[written++] = static_cast<uint8_t>(group >> 16);
+            to[written++] = static_cast<uint8_t>(group >> 8);
+            to[written++] = static_cast<uint8_t>(group);
             group = 0;
             sextets = 0;
         }
@@ -52,10 +68,10 @@ bool decode_base64_into(std::string_view text, Bytes& out) {
     switch (sextets) {
     case 0: break;
     case 1: return false;
-    case 2: out[written++] = static_cast<uint8_t>(group >> 4); break;
+    case 2: to[written++] = static_cast<uint8_t>(group >> 4); break;
     case 3:
-        out[written++] = static_cast<uint8_t>(group >> 10);
-        out[written++] = static_cast<uint8_t>(group >> 2);
+        to[written++] = static_cast<uint8_t>(group >> 10);
+        to[written++] = static_cast<uint8_t>(group >> 2);
         break;
     }
     out.resize(written);
@@ -290,6 +306,25 @@ std::string with_key_id(std::string_view text, const KeyId& new_key_id) {
     append_short_field(out, new_key_id, "key id");
     out.insert(out.end(), binary->begin() + static_cast<ptrdiff_t>(old_field_end), binary->end());
     return encode_base64(out);
+}
+
+std::optional<std::string> KeyIdRewriter::rewrite(std::string_view text) {
+    if (!decode_base64_into(text, decoded_)) return std::nullopt;
+    auto view = parse_binary(decoded_);
+    if (!view || !key_id_matches(view->key_id, from_)) return std::nullopt;
+    size_t at = view->key_id_length_offset + 1;  // the field's first byte; its length byte stays 4
+    std::copy(to_.begin(), to_.end(), decoded_.begin() + static_cast<ptrdiff_t>(at));
+    // Line breaks (which the decoder skips) shift the characters: encode it all, as with_key_id.
+    if (text.find('\n') != std::string_view::npos || text.find('\r') != std::string_view::npos)
+        return encode_base64(decoded_);
+    // Each 3 bytes are 4 characters; the groups over the field are whole ones, since the root key
+    // id and the nonce follow it.
+    std::string out(text);
+    for (size_t group = at / 3; group <= (at + to_.size() - 1) / 3; ++group) {
+        std::string chars = encode_base64(ByteView(decoded_).subspan(3 * group, std::min<size_t>(3, decoded_.size() - 3 * group)));
+        out.replace(4 * group, chars.size(), chars);
+    }
+    return out;
 }
 
 Opener::Opener(const SecretBytes& key, const KeyId& expected_key_id)

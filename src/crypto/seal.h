@@ -65,6 +65,20 @@ SecretBytes unseal(const SecretBytes& key, std::string_view text, const KeyId& e
 // other byte, as docs/infra-format.md §6 requires when the db key is re-wrapped. Throws UnsealError(malformed).
 std::string with_key_id(std::string_view text, const KeyId& new_key_id);
 
+// Moves many values from one key id to another (docs/infra-format.md §6), for a re-key's rewrite:
+// one decode per value and no re-encoding, since the field keeps its 4 bytes and only the base64
+// characters over them change. The result is exactly with_key_id's. Not thread-safe; one per worker.
+class KeyIdRewriter {
+public:
+    KeyIdRewriter(const KeyId& from, const KeyId& to) : from_(from), to_(to) {}
+    // `text` carrying `to` instead of `from`, or nullopt when it is not a payload carrying `from`.
+    std::optional<std::string> rewrite(std::string_view text);
+
+private:
+    KeyId from_, to_;
+    Bytes decoded_;
+};
+
 // A reusable opener for scanning many values under one key: holds the cipher object and
 // scratch buffers so the hot loop does not allocate. Not thread-safe; one per worker.
 class Opener {

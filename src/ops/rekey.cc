@@ -62,15 +62,37 @@ void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& s
              store.describe(), after.sealed(), before.sealed());
 }
 
+std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+// A rewrite that dies of a full disk at 90 % has held the database for nothing: refuse before
+// anything is written when the journal would not fit.
+void require_room_to_rewrite(store::KeyStore& store) {
+    auto room = store.room_to_rewrite();
+    if (!room || room->available >= room->needed) return;
+    throw Error(ExitCode::database,
+                fmt::format("not enough free disk for the journal of {}: {} has {} free, rewriting every value needs "
+                            "about {}; nothing changed",
+                            store.describe(), room->directory, mebibytes(room->available), mebibytes(room->needed)),
+                fmt::format("free at least {} in {}, then run the command again", mebibytes(room->needed - room->available),
+                            room->directory));
+}
+
+RekeyPlan plan_of(const Census& census, store::KeyStore& store) {
+    RekeyPlan plan;
+    plan.values_by_column = sealed_by_column(census);
+    plan.values = census.sealed();
+    plan.blocking = blocking_of(census);
+    if (plan.values > 0) require_room_to_rewrite(store);
+    return plan;
+}
+
 }  // namespace
 
 ValueTransform rekey_id(const seal::KeyId& from, const seal::KeyId& to) {
-    return [from, to](std::string_view text) -> std::optional<std::string> {
-        auto payload = seal::parse(text);
-        if (!payload || !std::equal(payload->key_id.begin(), payload->key_id.end(), from.begin(), from.end()))
-            return std::nullopt;
-        return seal::with_key_id(text, to);
-    };
+    // One rewriter for the whole rewrite (it keeps its buffer); shared because std::function
+    // copies its target.
+    auto rewriter = std::make_shared<seal::KeyIdRewriter>(from, to);
+    return [rewriter](std::string_view text) { return rewriter->rewrite(text); };
 }
 
 ValueTransform reseal(const OpenDbKey& from, const SecretBytes& to_key, const seal::KeyId& to_id,
@@ -85,7 +107,7 @@ ValueTransform reseal(const OpenDbKey& from, const SecretBytes& to_key, const se
 }
 
 KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected) {
-    KeyChange change{store.encrypted_columns(), store.begin_exclusive()};
+    KeyChange change{store.encrypted_columns(), store.begin_exclusive(), std::nullopt};
     auto row = change.tx->live_key(db_key_name);
     if (!row || row->id != expected.id || row->encrypted != expected.encrypted)
         fail(ExitCode::refused, "the dbkey row in {} changed while infra-keys worked; nothing written, run the command again",
@@ -115,8 +137,12 @@ RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const O
         fail(ExitCode::internal, "the dbkey row in {} is not the one this key change began with", store.describe());
 
     // The census is taken under the lock, inside the transaction: what it finds is what is there.
+    // A census the plan took under this same lock is that census already.
     CensusOptions options = census_options(detect_release(store));
-    Census before = take_census(store, current.plaintext, current.key_id, options);
+    Census before = change.census && change.census->key_id == current.key_id
+                        ? std::move(change.census->census)
+                        : take_census(store, current.plaintext, current.key_id, options);
+    change.census.reset();
     refuse_blocking(before, store);
 
     const NewWrapping& next = target.next;
@@ -155,11 +181,14 @@ RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const O
 }
 
 RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current) {
+    return plan_of(take_census(store, current.plaintext, current.key_id, census_options(detect_release(store))), store);
+}
+
+RekeyPlan plan_rekey(KeyChange& change, store::KeyStore& store, const OpenDbKey& current) {
+    change.census.reset();
     Census census = take_census(store, current.plaintext, current.key_id, census_options(detect_release(store)));
-    RekeyPlan plan;
-    plan.values_by_column = sealed_by_column(census);
-    plan.values = census.sealed();
-    plan.blocking = blocking_of(census);
+    RekeyPlan plan = plan_of(census, store);
+    change.census = LockedCensus{current.key_id, std::move(census)};
     return plan;
 }
 

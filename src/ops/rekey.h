@@ -27,10 +27,18 @@ struct RekeyCounts {
 // How the new wrapping is proven before commit: unwrap it with the new root key.
 using Unwrapper = std::function<SecretBytes(ByteView wrapped)>;
 
+// A census taken under a key change's lock: nothing can change what it found before that change
+// writes, so commit_rewrap takes it as its census before rewriting instead of reading it all again.
+struct LockedCensus {
+    seal::KeyId key_id;  // the db key row's key id it was taken for
+    Census census;
+};
+
 // The exclusive transaction of one key change, with the encrypted columns read just before it.
 struct KeyChange {
     std::vector<store::EncryptedColumn> columns;
     std::unique_ptr<store::Transaction> tx;
+    std::optional<LockedCensus> census;  // set by plan_rekey(KeyChange&, …)
 };
 
 // Begins a key change: takes the exclusive lock (ik::Error(refused) at once if another infra-keys
@@ -89,7 +97,12 @@ struct RekeyPlan {
     std::vector<ValueProblem> blocking;  // values that would stop the change
 };
 // Read-only census of what re-keying away from `current` would touch and what would block it.
+// When there are values to rewrite, refuses (ik::Error(database)) a database without the free disk
+// its journal needs (KeyStore::room_to_rewrite), before anything is written.
 RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current);
+// The same inside `change`, under its lock: the census is kept in change.census for commit_rewrap,
+// so a key change reads every value twice (this census and the proof after rewriting), not three times.
+RekeyPlan plan_rekey(KeyChange& change, store::KeyStore& store, const OpenDbKey& current);
 
 // What commit_rewrap would touch, for --dry-run, from key ids alone (no key needed):
 // (column name, values carrying the live dbkey row's key id) for every column holding any.

@@ -93,9 +93,9 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
 
     // Plan: everything that can refuse, before anything is written.
     require_server_stopped(inst, options.server_stopped);
-    RekeyPlan plan = plan_rekey(inst.store(), current);
-    refuse_blocking_values(plan, inst.store().describe());
     KeyChange change = begin_key_change(inst.store(), row);  // before a root key is created
+    RekeyPlan plan = plan_rekey(change, inst.store(), current);  // under the lock: also the census before
+    refuse_blocking_values(plan, inst.store().describe());
     bool create_root_key = !inst.provider->root_key_exists();
     std::string verb = options.dry_run ? "would " : "";
     if (options.dry_run) {

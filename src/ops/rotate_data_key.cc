@@ -113,9 +113,9 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
     // Plan: everything that can refuse, before the provider is asked for a key.
     DataKeyResult result;
     result.lines.on_line = options.on_step;
-    RekeyPlan plan = plan_rekey(inst.store(), current);
-    refuse_blocking_values(plan, inst.store().describe());
     KeyChange change = begin_key_change(inst.store(), current.row);
+    RekeyPlan plan = plan_rekey(change, inst.store(), current);  // under the lock: also the census before
+    refuse_blocking_values(plan, inst.store().describe());
     result.values = plan.values;
     describe_plan(inst, current, plan, options, result);
     if (options.dry_run) return result;

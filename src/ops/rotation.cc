@@ -13,8 +13,8 @@
 #include "util/failpoint.h"
 
 // The order of a native rotation (K = the configured root key's slot, see key_slots.h):
-//   plan  lock the key directory, check the server, census the values, take the database's
-//         exclusive lock (begin_key_change), held until 3 commits
+//   plan  lock the key directory, check the server, take the database's exclusive lock
+//         (begin_key_change, held until 3 commits), census the values under it
 //   1. create K.new with a new key (a file: temp, fsync, rename, fsync dir)   failpoint rotate-after-write-new-key
 //   2. keep the old key as K.<stamp>.retired                                  failpoint rotate-after-retain
 //   3. one transaction: dbkey row re-wrapped by K.new, every value re-keyed  failpoints rotate-before/after-commit
@@ -37,12 +37,12 @@ bool opens(providers::RootKeyProvider& provider, const store::KeyRow& row) {
     return provider.try_unwrap(row.encrypted).has_value();
 }
 
-// Plan: the census and what would block it, then the database's exclusive lock: a second writer,
-// or a database that cannot take a write transaction, refuses here with nothing written.
+// Plan: the database's exclusive lock (a second writer, or a database that cannot take a write
+// transaction, refuses here with nothing written), then under it the census and what would block it.
 KeyChange plan_key_change(Installation& inst, const OpenDbKey& current, RotateResult& result) {
-    RekeyPlan plan = plan_rekey(inst.store(), current);
-    refuse_blocking_values(plan, inst.store().describe());
     KeyChange change = begin_key_change(inst.store(), current.row);
+    RekeyPlan plan = plan_rekey(change, inst.store(), current);  // under the lock: also the census before
+    refuse_blocking_values(plan, inst.store().describe());
     result.values = plan.values;
     result.lines.push_back(fmt::format("re-wrap dbkey row {} in {} in one transaction, re-keying {} values:",
                                        current.row.id, inst.store().describe(), plan.values));

@@ -60,6 +60,13 @@ using ValueVisitor = std::function<bool(const StoredValue&)>;
 // Rewrites call back for each non-empty value; returning a string replaces the stored value.
 using ValueRewriter = std::function<std::optional<std::string>(const StoredValue&)>;
 
+// Free disk for a write, where it is needed.
+struct DiskRoom {
+    std::string directory;
+    uint64_t needed = 0;     // bytes
+    uint64_t available = 0;  // bytes an unprivileged writer may still use there
+};
+
 // All writes go through a transaction: nothing is visible until commit(); the destructor rolls
 // back an uncommitted one. Holding it excludes every other infra-keys writer (and, on SQLite,
 // every other writer at all).
@@ -118,6 +125,12 @@ public:
     virtual uint64_t count_values(const EncryptedColumn& column) = 0;  // non-empty values
     // Streams non-empty values in constant memory (one statement/cursor, no table in memory).
     virtual void scan_values(const EncryptedColumn& column, const ValueVisitor& visit) = 0;
+
+    // The disk a transaction that rewrites every sealed value needs beside the database, and what
+    // there is: SQLite's rollback journal (or WAL) keeps the original of every page the
+    // transaction changes, about the size of the database, in its directory. nullopt when it
+    // cannot be known from here (PostgreSQL: the disk is the server's).
+    virtual std::optional<DiskRoom> room_to_rewrite() { return std::nullopt; }
 
     // Other clients of this database right now (PostgreSQL sessions), to tell whether the Infra
     // server is running before a key change (docs/infra-format.md §6). SQLite is checked through /proc instead.

@@ -1,7 +1,9 @@
 """rotate-root and rewrap: crash-safe at every step, proven by killing the process there."""
 import fcntl
 import glob
+import hashlib
 import os
+import shutil
 import random
 import signal
 import subprocess
@@ -10,7 +12,7 @@ import time
 import unittest
 
 import infra
-from harness import BIN, E2E, EXIT, read_file
+from harness import BACKEND, BIN, E2E, EXIT, read_file
 
 ROTATE_POINTS = ["rotate-after-write-new-key", "rotate-after-retain", "rotate-before-commit",
                  "rotate-after-commit", "rotate-after-install"]
@@ -271,6 +273,73 @@ class RewrapTest(E2E):
                 self.assertExit(self.inst.run("rewrap", "--from-key", self.old_key_path), "ok")
                 self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
                 self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
+
+
+@unittest.skipIf(BACKEND != "sqlite", "the journal's free disk is checked on SQLite only (PostgreSQL: the server's disk)")
+class JournalRoomTest(E2E):
+    """A rewrite needs free disk about the database's size beside it, for the rollback journal."""
+
+    def setUp(self):
+        super().setUp()
+        self.inst.seed(values_per_column=300)
+        self.mounts = []
+
+    def tearDown(self):
+        for mount in self.mounts:
+            subprocess.run(["umount", mount], check=False)
+            os.rmdir(mount)
+        super().tearDown()
+
+    def move_database_to_tmpfs(self, free_fraction):
+        """The database on a tmpfs of its own size plus free_fraction of it (whole 4 KiB pages)."""
+        size = os.path.getsize(self.inst.db.path)
+        mount = os.path.join(self.inst.dir, f"disk{len(self.mounts)}")
+        os.mkdir(mount)
+        pages = (size + int(size * free_fraction)) // 4096 + 1
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={pages * 4096}", "tmpfs", mount],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(mount)
+            self.skipTest(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        self.mounts.append(mount)
+        moved = os.path.join(mount, "sqlite3.db")
+        shutil.copyfile(self.inst.db.path, moved)
+        self.inst.db.path = moved
+        self.inst.write_config()
+        return moved
+
+    def sha256(self, path):
+        return hashlib.sha256(read_file(path)).hexdigest()
+
+    def test_a_rewrite_without_room_for_the_journal_is_refused_before_anything_is_written(self):
+        db = self.move_database_to_tmpfs(0.5)
+        before, digest = self.inst.snapshot(), self.sha256(db)
+        for args in (["rotate-root", "--dry-run"], ["rotate-root"]):
+            r = self.inst.run(*args)
+            self.assertExit(r, "database")
+            self.assertIn("not enough free disk for the journal", r.stderr)
+            self.assertIn(os.path.dirname(db), r.stderr)
+            self.assertEqual(before, self.inst.snapshot())
+            self.assertEqual(digest, self.sha256(db))
+        self.assertEqual(glob.glob(self.inst.key_path + ".*"), [])
+        os.rename(self.inst.key_path, self.inst.key_path + ".old")
+        with open(self.inst.key_path, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(os.urandom(32))
+        before = self.inst.snapshot()
+        for args in (["rewrap", "--from-key", self.inst.key_path + ".old", "--dry-run"],
+                     ["rewrap", "--from-key", self.inst.key_path + ".old"]):
+            r = self.inst.run(*args)
+            self.assertExit(r, "database")
+            self.assertIn("not enough free disk for the journal", r.stderr)
+            self.assertEqual(before, self.inst.snapshot())
+            self.assertEqual(digest, self.sha256(db))
+
+    def test_a_rewrite_with_room_for_the_journal_goes_ahead(self):
+        self.move_database_to_tmpfs(1.5)
+        self.assertExit(self.inst.run("rotate-root"), "ok")
+        self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
+        self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
 
 
 if __name__ == "__main__":

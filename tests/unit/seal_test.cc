@@ -265,6 +265,22 @@ TEST_CASE("base64 decoding skips carriage returns and newlines as Go does") {
     CHECK(text_of(seal::unseal(s.key, wrapped, s.id)) == text_of(s.plaintext));
 }
 
+TEST_CASE("base64 decoding gives the same bytes with a line break or a foreign character at any position") {
+    Bytes data;
+    for (int i = 0; i < 40; ++i) data.push_back(static_cast<uint8_t>(i * 37));
+    for (size_t size : {38, 39, 40}) {
+        std::string raw = seal::encode_base64(ByteView(data).first(size));
+        for (size_t at = 0; at <= raw.size(); ++at) {
+            CAPTURE(size);
+            CAPTURE(at);
+            for (const char* brk : {"\n", "\r\n", "\n\n\r"})
+                CHECK(seal::decode_base64(raw.substr(0, at) + brk + raw.substr(at)) == Bytes(data.begin(), data.begin() + size));
+            CHECK_FALSE(seal::decode_base64(raw.substr(0, at) + "=" + raw.substr(at)).has_value());
+            CHECK_FALSE(seal::decode_base64(raw.substr(0, at) + "-" + raw.substr(at)).has_value());
+        }
+    }
+}
+
 TEST_CASE("a payload truncated at any offset is malformed, never a crash") {
     for (const auto& v : ok_vectors()) {
         CAPTURE(v.name);
@@ -416,6 +432,36 @@ TEST_CASE("with_key_id repairs a key id of the wrong length and refuses a malfor
         CHECK(e.failure == seal::Failure::malformed);
     }
     CHECK_THROWS_AS(seal::with_key_id("", s.id), seal::UnsealError);
+}
+
+TEST_CASE("KeyIdRewriter gives exactly with_key_id's text, reusing one buffer, and only for the old key id") {
+    seal::KeyId new_id = seal::key_id_of(as_bytes("the re-wrapped db key"));
+    std::optional<seal::KeyIdRewriter> rewriter;
+    for (const auto& v : ok_vectors()) {
+        CAPTURE(v.name);
+        rewriter.emplace(v.key_id, new_id);
+        auto moved = rewriter->rewrite(v.sealed);
+        REQUIRE(moved.has_value());
+        CHECK(*moved == seal::with_key_id(v.sealed, new_id));
+        CHECK(text_of(seal::unseal(v.key, *moved, new_id)) == text_of(v.plaintext));
+        CHECK_FALSE(rewriter->rewrite(*moved).has_value());  // carries new_id, not the old one
+    }
+    // Every alignment of the key id against the base64 groups, at every ciphertext length mod 3,
+    // and a value with line breaks (which the decoder skips), long root key ids included.
+    SecretBytes key(seal::key_size, 7);
+    seal::KeyId old_id = seal::key_id_of(as_bytes("old"));
+    seal::KeyIdRewriter many(old_id, new_id);
+    for (size_t size = 0; size < 40; ++size)
+        for (const std::string& root_key_id : std::vector<std::string>{"", "r", "root-key", std::string(200, 'k')}) {
+            CAPTURE(size);
+            std::string sealed = seal::seal(key, Bytes(size, 1), old_id, root_key_id);
+            CHECK(many.rewrite(sealed) == seal::with_key_id(sealed, new_id));
+            std::string wrapped = sealed.substr(0, 10) + "\r\n" + sealed.substr(10);
+            CHECK(many.rewrite(wrapped) == seal::with_key_id(wrapped, new_id));
+        }
+    CHECK_FALSE(many.rewrite("QQ==").has_value());
+    CHECK_FALSE(many.rewrite("").has_value());
+    CHECK_FALSE(many.rewrite("not base64!").has_value());
 }
 
 TEST_CASE("the Opener gives the same results as unseal, in any order, reusing its buffers") {
