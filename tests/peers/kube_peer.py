@@ -248,6 +248,9 @@ class KubeApp(App):
             return "openapi", None, None
         if path == "/api/v1/secrets" and req.method == "GET":
             return "secrets.list", None, None
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)", path)
+        if m:   # kubectl asks whether the namespace exists after a NotFound in it
+            return ("namespaces.get" if req.method == "GET" else "unrouted"), None, m.group(1)
         for resource, (prefix, _) in READ_ONLY_RESOURCES.items():
             m = re.fullmatch(re.escape(prefix) + r"/namespaces/([^/]+)/%s(?:/([^/]+))?" % resource, path)
             if m:
@@ -296,6 +299,8 @@ class KubeApp(App):
                            "content_type": req.headers.get("Content-Type")}
             query = parse_qs(req.query)
             dry_run = "All" in query.get("dryRun", [])
+            if op == "namespaces.get":
+                return json_response(200, self.namespace(name))
             resource, _, verb = op.partition(".")
             if resource in READ_ONLY_RESOURCES:
                 if verb == "get":
@@ -491,6 +496,13 @@ class KubeApp(App):
             raise KubeError(400, "BadRequest", "metadata.uid cannot be patched")
         obj, resource_version = self.normalise(namespace, patched, name)
         return self.store(namespace, name, current, obj, resource_version, dry_run)
+
+    def namespace(self, name):
+        """A namespace exists while something is in it (the peer keeps no Namespace objects)."""
+        keys = list(self.secrets) + [key for objects in self.objects.values() for key in objects]
+        if not any(key.startswith(name + "/") for key in keys):
+            raise KubeError(404, "NotFound", 'namespaces "%s" not found' % name, {"name": name, "kind": "namespaces"})
+        return {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}, "status": {"phase": "Active"}}
 
     # configmaps and deployments: read only, put in place by the control endpoint
     def get_object(self, resource, namespace, name):
