@@ -31,9 +31,10 @@ KEY_PATH = "/var/run/secrets/infrahq.com/encryption-key/key"
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "helm")
 PASSPHRASE = "correct horse battery staple\n"
 # app version → (chart version, ConfigMap template): the chart rendered three config shapes.
+# Chart versions as the chart's Chart.yaml bumps set them (infrahq/infra fa5a64fbe, feef83e1b, 19d19f8ad).
 CHART_RELEASES = {"0.15.0": ("0.20.0", "server-configmap-v0.15.0.yaml"),
                   "0.15.2": ("0.20.4", "server-configmap-v0.15.2.yaml"),
-                  "0.19.0": ("0.21.1", "server-configmap-v0.19.0.yaml")}
+                  "0.19.0": ("0.20.9", "server-configmap-v0.19.0.yaml")}
 
 
 def chart_root_key():

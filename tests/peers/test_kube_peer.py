@@ -65,7 +65,7 @@ class KubePeerTest(unittest.TestCase):
     def test_kubectl_gets_the_deployment_and_configmap_of_the_helm_fixtures(self):
         # The objects test_kube_deployment serves, as kubectl reads them (tests/fixtures/helm).
         fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "helm")
-        values = {"namespace": "infra", "app_version": "0.19.0", "chart_version": "0.21.1", "rollme": "0" * 40,
+        values = {"namespace": "infra", "app_version": "0.19.0", "chart_version": "0.20.9", "rollme": "0" * 40,
                   "db_name": "infra", "db_user": "infra", "passed_through": "",
                   "db_encryption_key": "/var/run/secrets/infrahq.com/encryption-key/key"}
         for name, resource in (("server-deployment.yaml", "deployments"), ("server-configmap-v0.19.0.yaml", "configmaps")):
