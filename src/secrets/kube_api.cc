@@ -6,15 +6,6 @@
 #include "util/error.h"
 
 namespace ik::secrets {
-namespace {
-
-template <typename Text>
-void scrub(Text& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
-}
-
-}  // namespace
 
 KubeApi::KubeApi(KubeConnection connection)
     : connection_(std::move(connection)), client_(net::ClientOptions{"kubernetes", connection_.tls}) {}

@@ -24,19 +24,13 @@ SecretName split_name(const std::string& name) {
     return {name.substr(0, slash), name.substr(slash + 1)};
 }
 
-template <typename Text>
-void scrub(Text& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
-}
-
 }  // namespace
 
 KubernetesSecretStorage::KubernetesSecretStorage(KubeConnection connection, const std::string& namespace_option)
     : api_(std::move(connection)),
-      namespace_(!namespace_option.empty()                       ? namespace_option
+      namespace_(!namespace_option.empty()                   ? namespace_option
                  : !api_.connection().namespace_name.empty() ? api_.connection().namespace_name
-                                                                 : "default") {}
+                                                             : "default") {}
 
 std::string KubernetesSecretStorage::describe(const std::string& name) const {
     size_t slash = name.find('/');
