@@ -3,7 +3,7 @@ _infra_keys() {
     local cur prev words cword
     _init_completion || return
     local commands="init verify status rotate-root rotate-data-key rewrap backup restore help"
-    local global="--config --db-url --kubeconfig --context --namespace --quiet --verbose --no-progress --version --help"
+    local global="--config --kube-deployment --db-url --kubeconfig --context --namespace --quiet --verbose --no-progress --version --help"
     local cmd="" w
     for w in "${words[@]:1:cword-1}"; do
         case " $commands " in *" $w "*) cmd=$w; break;; esac

@@ -12,6 +12,7 @@ complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a restore -d 
 complete -c infra-keys -n "not __fish_seen_subcommand_from $cmds" -a help -d 'show the commands or one command\'s options'
 complete -c infra-keys -n "__fish_seen_subcommand_from help" -a "$cmds"
 complete -c infra-keys -s c -l config -r -F -d 'Infra server config'
+complete -c infra-keys -l kube-deployment -x -d 'Infra server Deployment NAMESPACE/NAME'
 complete -c infra-keys -l db-url -r -d 'PostgreSQL connection string'
 complete -c infra-keys -l kubeconfig -r -F -d 'kubeconfig file'
 complete -c infra-keys -l context -x -d 'kubeconfig context instead of current-context'

@@ -89,8 +89,11 @@ int main(int argc, char** argv) {
     app.fallthrough();  // global flags may also follow the subcommand
 
     ik::cli::GlobalOptions global;
-    app.add_option("-c,--config", global.target.config_path,
-                   "Infra server config or Helm values file (else $INFRA_KEYS_CONFIG, $INFRA_SERVER_CONFIG_FILE)");
+    auto* config = app.add_option("-c,--config", global.target.config_path,
+                                  "Infra server config or Helm values file (else $INFRA_KEYS_CONFIG, $INFRA_SERVER_CONFIG_FILE)");
+    app.add_option("--kube-deployment", global.target.kube_deployment,
+                   "NAMESPACE/NAME: the Infra server Deployment whose mounted config, env and Secrets to use")
+        ->excludes(config);
     app.add_option("--db-url", global.target.db_url,
                    "PostgreSQL connection string or URI, overriding the config's db fields");
     app.add_option("--kubeconfig", global.target.kubeconfig, "kubeconfig for Kubernetes secrets (else $KUBECONFIG)");

@@ -670,8 +670,8 @@ std::unique_ptr<Recipient> passphrase_recipient(const SecretBytes& passphrase, i
     return std::make_unique<ScryptRecipient>(passphrase, work_factor);
 }
 
-std::unique_ptr<Identity> passphrase_identity(const SecretBytes& passphrase, int max_work_factor) {
-    return std::make_unique<ScryptIdentity>(passphrase, max_work_factor);
+std::unique_ptr<Identity> passphrase_identity(const SecretBytes& passphrase, int work_factor_limit) {
+    return std::make_unique<ScryptIdentity>(passphrase, work_factor_limit);
 }
 
 std::vector<std::unique_ptr<Identity>> parse_identities(std::string_view text, std::string_view where) {

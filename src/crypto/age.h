@@ -70,7 +70,7 @@ std::unique_ptr<Recipient> passphrase_recipient(const SecretBytes& passphrase, i
 // An identity file: age's ("AGE-SECRET-KEY-1…" lines, '#' comments) or an unencrypted OpenSSH
 // ed25519 private key. Throws ik::Error(usage) naming `where`.
 std::vector<std::unique_ptr<Identity>> parse_identities(std::string_view text, std::string_view where);
-std::unique_ptr<Identity> passphrase_identity(const SecretBytes& passphrase, int max_work_factor = max_work_factor);
+std::unique_ptr<Identity> passphrase_identity(const SecretBytes& passphrase, int work_factor_limit = max_work_factor);
 
 // A fresh X25519 key pair: "AGE-SECRET-KEY-1…" (in secure memory) and its "age1…".
 struct X25519KeyPair {

@@ -6,6 +6,7 @@
 
 #include "ops/release.h"
 #include "secrets/kubeconfig.h"
+#include "secrets/server_pod.h"
 #include "util/error.h"
 #include "util/output.h"
 
@@ -33,7 +34,7 @@ std::unique_ptr<store::KeyStore> open_store(Installation& inst, bool create) {
     bool reference = password.find(':') != std::string::npos;  // else plaintext for every release
     if (!reference || !inst.config.uses_postgres() || inst.db_url)
         return store::open(inst.config, reference ? naming_option("dbPassword", [&] { return inst.secrets->resolve_text(password); }) : password, create,
-                           inst.db_url);
+                           inst.db_url, inst.db_url_role);
     std::optional<Error> as_reference;
     try {
         return store::open(inst.config, naming_option("dbPassword", [&] { return inst.secrets->resolve_text(password); }), create, inst.db_url);
@@ -49,6 +50,18 @@ std::unique_ptr<store::KeyStore> open_store(Installation& inst, bool create) {
     auto release = detect_release(*literal);
     if (!release || !release->literal_db_password) throw *as_reference;
     return literal;
+}
+
+// The server as its Deployment runs it: the config its ConfigMap mounts, read with the pod's
+// environment, and its files in the Secrets mounted there. The config's dbHost is a name inside
+// the cluster, so --db-url (e.g. after `kubectl port-forward`) says only where to reach it.
+void open_deployment(Installation& inst, const std::string& deployment) {
+    secrets::ServerPod pod(secrets::kube_connection(inst.env), secrets::parse_deployment_name(deployment));
+    inst.env = pod.environment(inst.env);
+    inst.config = config::parse(pod.config_text(), pod.config_source(), inst.env);
+    inst.secrets = std::make_unique<secrets::SecretStorages>(inst.config, inst.env);
+    pod.mount_into(*inst.secrets, inst.config, inst.env);
+    inst.db_url_role = store::DbUrlRole::reaches_config;
 }
 
 }  // namespace
@@ -73,8 +86,12 @@ Installation open(const Target& target) {
         if (auto it = flags.find(name); it != flags.end() && it->second) return it->second;
         return process(name);
     };
-    inst.config = config::load(config::config_path(target.config_path, inst.env), inst.env);
-    inst.secrets = std::make_unique<secrets::SecretStorages>(inst.config, inst.env);
+    if (target.kube_deployment) {
+        open_deployment(inst, *target.kube_deployment);
+    } else {
+        inst.config = config::load(config::config_path(target.config_path, inst.env), inst.env);
+        inst.secrets = std::make_unique<secrets::SecretStorages>(inst.config, inst.env);
+    }
     config::KeyProvider entry = inst.config.active_provider();
     inst.provider = naming_option(
         entry.line ? fmt::format("the {} entry of keys: (line {})", entry.kind, entry.line) : entry.kind + " provider",

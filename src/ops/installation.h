@@ -19,6 +19,7 @@ struct Target {
     std::optional<std::string> kubeconfig;
     std::optional<std::string> kube_context;    // --context
     std::optional<std::string> kube_namespace;  // --namespace
+    std::optional<std::string> kube_deployment;  // --kube-deployment NAMESPACE/NAME: instead of config_path
 };
 
 struct Installation {
@@ -31,6 +32,7 @@ struct Installation {
     store::KeyStore& store(bool create = false);
 
     std::optional<std::string> db_url;
+    store::DbUrlRole db_url_role = store::DbUrlRole::replaces_config;
     std::unique_ptr<store::KeyStore> store_;
 };
 

@@ -30,7 +30,7 @@ std::vector<Candidate> candidates(Installation& inst, const RewrapOptions& optio
     if (options.from_config) {
         auto other = std::make_unique<Installation>(open(Target{options.from_config, inst.db_url, inst.env("KUBECONFIG"),
                                                                    inst.env(secrets::context_variable),
-                                                                   inst.env(secrets::namespace_variable)}));
+                                                                   inst.env(secrets::namespace_variable), std::nullopt}));
         std::string name = "--from-config " + *options.from_config + " (" + other->provider->describe() + ")";
         auto provider = std::move(other->provider);
         out.push_back({name, std::move(provider), std::move(other)});

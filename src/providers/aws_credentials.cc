@@ -24,11 +24,6 @@ std::string trim(const std::string& s) {
     return s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
 }
 
-void scrub(std::string& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
-}
-
 SecretBytes secret_of(std::string& text) {
     SecretBytes out(text.begin(), text.end());
     scrub(text);

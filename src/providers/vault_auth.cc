@@ -18,11 +18,6 @@ constexpr const char* pod_token_file = "/var/run/secrets/kubernetes.io/serviceac
 
 using config::env_or;
 
-void scrub(std::string& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
-}
-
 // A token or secret id kept in a file.
 SecretBytes read_secret_file(const std::string& path, const std::string& what) {
     auto secret = files::read_token(path);

@@ -24,20 +24,13 @@ SecretName split_name(const std::string& name) {
     return {name.substr(0, slash), name.substr(slash + 1)};
 }
 
-template <typename Text>
-void scrub(Text& text) {
-    Botan::secure_scrub_memory(text.data(), text.size());
-    text.clear();
-}
-
 }  // namespace
 
 KubernetesSecretStorage::KubernetesSecretStorage(KubeConnection connection, const std::string& namespace_option)
-    : connection_(std::move(connection)),
-      namespace_(!namespace_option.empty()             ? namespace_option
-                 : !connection_.namespace_name.empty() ? connection_.namespace_name
-                                                       : "default"),
-      client_(net::ClientOptions{"kubernetes", connection_.tls}) {}
+    : api_(std::move(connection)),
+      namespace_(!namespace_option.empty()                   ? namespace_option
+                 : !api_.connection().namespace_name.empty() ? api_.connection().namespace_name
+                                                             : "default") {}
 
 std::string KubernetesSecretStorage::describe(const std::string& name) const {
     size_t slash = name.find('/');
@@ -45,55 +38,15 @@ std::string KubernetesSecretStorage::describe(const std::string& name) const {
     return fmt::format("kubernetes secret {}/{} key {}", namespace_, name.substr(0, slash), name.substr(slash + 1));
 }
 
-std::string KubernetesSecretStorage::object_url(const std::string& object) const {
-    std::string url = connection_.server + "/api/v1/namespaces/" + net::percent_encode(namespace_) + "/secrets";
-    return object.empty() ? url : url + "/" + net::percent_encode(object);
-}
-
-net::Response KubernetesSecretStorage::send(net::Request request) {
-    request.headers.emplace_back("Accept", "application/json");
-    for (bool renewed = false;; renewed = true) {
-        KubeCredential credential = connection_.auth->current();
-        net::Request authorised = request;
-        if (!credential.token.empty())
-            authorised.headers.emplace_back("Authorization", "Bearer " + std::string(as_text(credential.token)));
-        net::ClientOptions options = client_.options();
-        if (!credential.client_cert_pem.empty()) {
-            options.tls.client_cert_pem = credential.client_cert_pem;
-            options.tls.client_key_pem = credential.client_key_pem;
-            options.tls.client_cert_file.clear();
-            options.tls.client_key_file.clear();
-        }
-        net::Response response = net::Client(options).send(authorised);
-        for (auto& [name, value] : authorised.headers)
-            if (name == "Authorization") scrub(value);
-        scrub(authorised.body);
-        // A 401 to an exec plugin's credential runs the plugin again (the token may have been
-        // revoked before its expirationTimestamp), once, as client-go does.
-        if (response.status == 401 && !renewed && connection_.auth->renew()) continue;
-        scrub(request.body);
-        if (response.status == 401) last_token_ = credential.token;
-        return response;
-    }
-}
-
-void KubernetesSecretStorage::fail_with(const net::Request& request, const net::Response& response) const {
-    // The API answers with a Status object: {"kind":"Status","message":…,"reason":…,"code":…}.
-    json status = json::parse(response.body, nullptr, false);
-    std::string message = status.is_object() ? status.value("message", std::string()) : std::string();
-    std::string reason = status.is_object() ? status.value("reason", std::string()) : std::string();
-    std::string text = message.empty() ? reason : message;
-    text = net::quote_service_text(fmt::format("{} (HTTP {})", text.empty() ? "error" : text, response.status),
-                                   {as_text(last_token_)});
-    throw Error(ExitCode::provider, fmt::format("{} {}: {} [{}]", client_.where(request), request.method, text, connection_.source));
+std::string KubernetesSecretStorage::object_path(const std::string& object) const {
+    std::string path = "/api/v1/namespaces/" + net::percent_encode(namespace_) + "/secrets";
+    return object.empty() ? path : path + "/" + net::percent_encode(object);
 }
 
 std::optional<KubernetesSecretStorage::Secret> KubernetesSecretStorage::read(const std::string& object) {
-    net::Request request{"GET", object_url(object), {}, {}};
-    net::Response response = send(request);
-    if (response.status == 404) return std::nullopt;
-    if (response.status != 200) fail_with(request, response);
-    return parse_kubernetes_secret(response.body, client_.where(request));
+    auto body = api_.get(object_path(object));
+    if (!body) return std::nullopt;
+    return parse_kubernetes_secret(*body, api_.where({"GET", api_.url(object_path(object)), {}, {}}));
 }
 
 KubernetesSecret parse_kubernetes_secret(std::string_view body, const std::string& where) {
@@ -235,7 +188,7 @@ void KubernetesSecretStorage::write(const std::string& object, const std::option
         if (!metadata.is_object()) metadata = SecretJson{{"name", object}, {"namespace", namespace_}};
         metadata["resourceVersion"] = current->resource_version;
         metadata.erase("managedFields");
-        request = {"PUT", object_url(object), {{"Content-Type", "application/json"}},
+        request = {"PUT", api_.url(object_path(object)), {{"Content-Type", "application/json"}},
                    SecretJson{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", current->type}, {"metadata", metadata},
                               {"data", merged}}.dump()};
     } else {
@@ -243,17 +196,17 @@ void KubernetesSecretStorage::write(const std::string& object, const std::option
         for (auto& [key, value] : data.items())
             if (!value.is_null()) created[key] = value;
         if (created.empty()) return;  // deleting keys of a Secret that does not exist
-        request = {"POST", object_url(""), {{"Content-Type", "application/json"}},
+        request = {"POST", api_.url(object_path("")), {{"Content-Type", "application/json"}},
                    SecretJson{{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", "Opaque"},
                         {"metadata", {{"name", object}, {"namespace", namespace_}}}, {"data", created}}
                        .dump()};
     }
 
-    net::Response response = send(request);
+    net::Response response = api_.send(request);
     scrub(request.body);
     if (response.status == 409)
         fail(ExitCode::refused, "kubernetes secret {}/{} changed concurrently; nothing written", namespace_, object);
-    if (response.status != 200 && response.status != 201) fail_with(request, response);
+    if (response.status != 200 && response.status != 201) api_.fail_with(request, response);
 }
 
 std::unique_ptr<SecretStorage> make_kubernetes_storage(const config::SecretStorage& entry,

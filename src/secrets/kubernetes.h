@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "net/http.h"
+#include "secrets/kube_api.h"
 #include "secrets/kubeconfig.h"
 #include "secrets/secret_store.h"
 
@@ -60,14 +61,10 @@ private:
     // The write of set_many against `current` as read (nullopt: the Secret does not exist).
     void write(const std::string& object, const std::optional<Secret>& current,
                const std::map<std::string, std::optional<SecretBytes>>& keys);
-    std::string object_url(const std::string& object) const;
-    net::Response send(net::Request request);
-    [[noreturn]] void fail_with(const net::Request& request, const net::Response& response) const;
+    std::string object_path(const std::string& object) const;  // under the API server
 
-    KubeConnection connection_;
-    SecretBytes last_token_;  // the token a 401 refused, redacted from the quoted error text
+    KubeApi api_;
     std::string namespace_;
-    net::Client client_;
 };
 
 // `entry` is the `secrets:` entry (or a default one named "kubernetes"); `env` supplies

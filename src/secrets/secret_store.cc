@@ -53,14 +53,6 @@ private:
     std::unique_ptr<SecretStorage> real_;
 };
 
-std::unique_ptr<SecretStorage> make_storage(const config::SecretStorage& entry, const config::Environment& env) {
-    if (entry.kind == "plaintext") return make_plaintext_storage(entry);
-    if (entry.kind == "env") return make_env_storage(entry, env);
-    if (entry.kind == "file") return make_file_storage(entry);
-    if (entry.kind == "kubernetes") return std::make_unique<LazyKubernetesStorage>(entry, env);
-    return make_unsupported_storage(entry);
-}
-
 bool set_and_not_empty(const config::Environment& env, const std::string& name) {
     auto value = env(name);
     return value && !value->empty();
@@ -82,6 +74,14 @@ bool looks_like_storage_name(const std::string& text) {
 }
 
 }  // namespace
+
+std::unique_ptr<SecretStorage> make_storage(const config::SecretStorage& entry, const config::Environment& env) {
+    if (entry.kind == "plaintext") return make_plaintext_storage(entry);
+    if (entry.kind == "env") return make_env_storage(entry, env);
+    if (entry.kind == "file") return make_file_storage(entry);
+    if (entry.kind == "kubernetes") return std::make_unique<LazyKubernetesStorage>(entry, env);
+    return make_unsupported_storage(entry);
+}
 
 SecretStorages::SecretStorages(const config::Config& cfg, const config::Environment& env) {
     for (const char* kind : {"plaintext", "env", "file"}) add(kind, make_storage(builtin_entry(kind), env));

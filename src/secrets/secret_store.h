@@ -69,4 +69,8 @@ private:
     std::map<std::string, std::unique_ptr<SecretStorage>> storages_;
 };
 
+// The storage a `secrets:` entry (or a built-in one: {kind, kind, {}, 0}) describes; a
+// `kubernetes` storage contacts the cluster only when first used.
+std::unique_ptr<SecretStorage> make_storage(const config::SecretStorage& entry, const config::Environment& env);
+
 }  // namespace ik::secrets

@@ -95,7 +95,8 @@ std::optional<int64_t> parse_timestamp(std::string_view text) {
 }
 
 std::unique_ptr<KeyStore> open(const config::Config& cfg, const std::string& db_password, bool create,
-                               const std::optional<std::string>& db_url) {
+                               const std::optional<std::string>& db_url, DbUrlRole role) {
+    if (db_url && role == DbUrlRole::reaches_config) return open_postgres_reached_at(cfg, db_password, *db_url);
     if (db_url) return open_postgres(*db_url, "");
     if (!cfg.db_connection_string.empty()) return open_postgres_connection_string(cfg.db_connection_string, db_password);
     if (cfg.uses_postgres()) return open_postgres(connection_params(cfg, db_password));

@@ -155,10 +155,16 @@ std::vector<EncryptedColumn> present_encrypted_columns(const std::function<bool(
 // The first of `rows`, if any: a key name has at most one live row.
 std::optional<KeyRow> first_row(std::vector<KeyRow> rows);
 
+// What --db-url means: the database instead of the config's, or (--kube-deployment, after a
+// `kubectl port-forward`) only where to reach the config's database: its keywords win over the
+// config's, whose database name, user and password stay.
+enum class DbUrlRole { replaces_config, reaches_config };
+
 // Opens SQLite or PostgreSQL as the config says. `create` allows creating a missing SQLite file
 // (init only). `db_url` overrides the config's PostgreSQL fields (--db-url). Throws ik::Error(database).
 std::unique_ptr<KeyStore> open(const config::Config& cfg, const std::string& db_password,
-                               bool create, const std::optional<std::string>& db_url = std::nullopt);
+                               bool create, const std::optional<std::string>& db_url = std::nullopt,
+                               DbUrlRole role = DbUrlRole::replaces_config);
 
 std::unique_ptr<KeyStore> open_sqlite(const std::string& path, bool create);
 std::unique_ptr<KeyStore> open_postgres(const std::string& conninfo, const std::string& description);

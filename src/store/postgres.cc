@@ -746,6 +746,20 @@ std::unique_ptr<KeyStore> open_postgres_connection_string(const std::string& con
     return connect(params, /*expand_dbname=*/true, target_of(parsed), "");
 }
 
+std::unique_ptr<KeyStore> open_postgres_reached_at(const config::Config& cfg, const std::string& db_password,
+                                                   const std::string& db_url) {
+    ConnectionParams params;
+    if (cfg.db_connection_string.empty()) {
+        params = connection_params(cfg, db_password);
+    } else {
+        if (!db_password.empty()) params.emplace_back("password", db_password);
+        for (auto& p : parse_conninfo(cfg.db_connection_string, "dbConnectionString")) params.push_back(std::move(p));
+    }
+    // libpq takes the last value of a keyword given twice.
+    for (auto& p : parse_conninfo(db_url, "the database URL")) params.push_back(std::move(p));
+    return open_postgres(params);
+}
+
 std::unique_ptr<KeyStore> open_postgres(const std::string& conninfo, const std::string& description) {
     auto parsed = parse_conninfo(conninfo, "the database URL");
     return connect({{"dbname", conninfo}}, /*expand_dbname=*/true, target_of(parsed), description);

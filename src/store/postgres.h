@@ -21,5 +21,9 @@ std::unique_ptr<KeyStore> open_postgres_connection_string(const std::string& con
 
 // The server's dbHost/dbPort/dbName/dbUsername/dbPassword/dbParameters as libpq keywords.
 ConnectionParams connection_params(const config::Config& cfg, const std::string& db_password);
+// The config's database (fields or dbConnectionString, and `db_password`) with the keywords of
+// `db_url` (a connection string or URI) winning over them.
+std::unique_ptr<KeyStore> open_postgres_reached_at(const config::Config& cfg, const std::string& db_password,
+                                                   const std::string& db_url);
 
 }  // namespace ik::store

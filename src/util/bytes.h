@@ -39,6 +39,13 @@ using SecretString = std::basic_string<char, std::char_traits<char>, ScrubbingAl
 
 inline SecretString secret_text(std::string_view s) { return SecretString(s); }
 
+// Zeroes a string's bytes now and empties it (for std::string copies a library hands back).
+template <typename Text>
+void scrub(Text& text) {
+    Botan::secure_scrub_memory(text.data(), text.size());
+    text.clear();
+}
+
 inline ByteView as_bytes(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }

@@ -43,19 +43,23 @@ class KubernetesDocsTest(unittest.TestCase):
                     self.assertEqual(proc.returncode, 0, proc.stderr)
                     names = [doc for name, doc in objects() if name == os.path.basename(path)]
                     self.assertEqual(len(proc.stdout.split()), len(names), proc.stdout)
-            self.assertEqual(peer.get_secret("infra", "infra-encryption-key"), None)   # a dry run wrote nothing
+            self.assertEqual(peer.get_secret("infra", "infra-server-encryption-key"), None)   # a dry run wrote nothing
 
-    def test_the_role_grants_get_and_update_on_exactly_the_key_secret(self):
+    def test_the_role_reads_exactly_the_chart_objects_and_updates_only_the_key_secret(self):
+        # The names the chart gives release "infra" (tests/fixtures/helm); only the key is written.
         (role,) = of_kind("Role")
-        self.assertEqual(role["rules"], [{"apiGroups": [""], "resources": ["secrets"],
-                                          "resourceNames": ["infra-encryption-key"], "verbs": ["get", "update"]}])
+        self.assertEqual(role["rules"], [
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["infra-server"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["infra-server"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["infra-postgres"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["infra-server-encryption-key"],
+             "verbs": ["get", "update"]}])
+        with open(os.path.join(ROOT, "tests", "fixtures", "helm", "secrets.yaml")) as f:
+            chart_secrets = [line.split(":", 1)[1].strip() for line in f if line.startswith("  name: ")]
+        self.assertEqual(chart_secrets, ["infra-server-encryption-key", "infra-postgres"])
 
-    def test_the_config_names_the_chart_key_secret_and_the_password_from_the_environment(self):
-        (config_map,) = of_kind("ConfigMap")
-        config = yaml.safe_load(config_map["data"]["infra-keys.yaml"])
-        self.assertEqual(config["dbEncryptionKey"], "infra-encryption-key/key")
-        self.assertEqual(config["keys"], [{"kind": "native", "config": {"secretProvider": "kubernetes"}}])
-        self.assertEqual(config["dbPassword"], "env:INFRA_SERVER_DB_PASSWORD")
+    def test_no_manifest_repeats_the_servers_config(self):
+        self.assertEqual(of_kind("ConfigMap"), [])
 
     def test_jobs_never_overlap_never_retry_and_never_see_the_passphrase_in_their_environment(self):
         (cronjob,) = of_kind("CronJob")
@@ -68,12 +72,10 @@ class KubernetesDocsTest(unittest.TestCase):
             self.assertEqual(pod["serviceAccountName"], "infra-keys")
             (container,) = pod["containers"]
             script = " ".join(container["args"])
-            self.assertIn("infra-keys verify --level keys &&", script)
-            self.assertIn("--passphrase-file", script)
-            names = [e["name"] for e in container["env"]]
-            self.assertNotIn("INFRA_KEYS_PASSPHRASE", names)
-            password = [e for e in container["env"] if e["name"] == "INFRA_SERVER_DB_PASSWORD"][0]
-            self.assertEqual(password["valueFrom"]["secretKeyRef"], {"name": "infra-postgres", "key": "password"})
+            self.assertIn("infra-keys --kube-deployment infra/infra-server verify --level keys &&", script)
+            self.assertIn("infra-keys --kube-deployment infra/infra-server backup --passphrase-file", script)
+            # Nothing in the environment: the password is read from the server's Deployment.
+            self.assertNotIn("env", container)
         (hook,) = of_kind("Job")
         self.assertEqual(hook["metadata"]["annotations"]["helm.sh/hook"], "pre-upgrade")
 

@@ -768,12 +768,7 @@ class KubeExec(Kube):
 
     def calls(self):
         """Runs of the plugin since the last call of this method."""
-        if not os.path.exists(self.calls_file):
-            return 0
-        with open(self.calls_file) as f:
-            count = int(f.read() or 0)
-        os.unlink(self.calls_file)
-        return count
+        return peerlib.take_count(self.calls_file)
 
 
 class KubeExecTest(RemoteE2E):

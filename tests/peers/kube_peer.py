@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Kubernetes API server peer: core/v1 Secrets over HTTPS with bearer-token or client-cert auth.
 
-Serves get/list/create/update/patch/delete of Secrets plus the discovery documents kubectl reads.
+Serves get/list/create/update/patch/delete of Secrets, get/list of ConfigMaps and apps/v1
+Deployments (put in place through the control endpoint, as a Helm install would leave them),
+plus the discovery documents kubectl reads.
 Sources: Kubernetes API reference (Secret v1, Status, ListMeta), "API Concepts" (resourceVersion,
 patch content types), "Controlling access: authenticating" (bearer tokens, X.509 client certs).
 See README.md for omissions.
@@ -27,8 +29,8 @@ from peercommon import App, Response, json_response
 SECRET_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DATA_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-# Kinds kubectl may map (for `apply --dry-run=client` of the docs/kubernetes manifests); the peer
-# serves only Secrets, so these are listed in discovery and nothing more.
+# Kinds kubectl may map (for `apply --dry-run=client` of the docs/kubernetes manifests); of these
+# the peer serves get and list of ConfigMaps and Deployments, the rest are listed and nothing more.
 CORE_DRY_RUN_RESOURCES = [("configmaps", "ConfigMap"), ("serviceaccounts", "ServiceAccount"),
                           ("persistentvolumeclaims", "PersistentVolumeClaim")]
 GROUP_RESOURCES = {
@@ -36,6 +38,10 @@ GROUP_RESOURCES = {
     "batch/v1": [("cronjobs", "CronJob"), ("jobs", "Job")],
     "rbac.authorization.k8s.io/v1": [("roles", "Role"), ("rolebindings", "RoleBinding")],
 }
+
+
+# Read-only objects: resource → (API path prefix, kind).
+READ_ONLY_RESOURCES = {"configmaps": ("/api/v1", "ConfigMap"), "deployments": ("/apis/apps/v1", "Deployment")}
 
 
 def resource_entry(name, kind):
@@ -214,19 +220,21 @@ def now_rfc3339():
 
 class KubeApp(App):
     name = "kube-peer"
-    control_keys = ("delete_secret", "put_secret", "set_tokens")
+    control_keys = ("delete_secret", "put_secret", "set_tokens", "put_object", "delete_object")
 
     def __init__(self, tokens, allow_client_certs):
         self.tokens = set(tokens)
         self.allow_client_certs = allow_client_certs
         self.secrets = {}            # "ns/name" -> Secret object (with kind/apiVersion)
+        self.objects = {resource: {} for resource in READ_ONLY_RESOURCES}  # resource -> "ns/name" -> object
         self.resource_version = 1000
 
     def to_state(self):
-        return {"secrets": self.secrets, "resource_version": self.resource_version}
+        return {"secrets": self.secrets, "objects": self.objects, "resource_version": self.resource_version}
 
     def from_state(self, state):
         self.secrets = state.get("secrets", {})
+        self.objects = state.get("objects", {resource: {} for resource in READ_ONLY_RESOURCES})
         self.resource_version = state.get("resource_version", 1000)
 
     # routing
@@ -240,6 +248,14 @@ class KubeApp(App):
             return "openapi", None, None
         if path == "/api/v1/secrets" and req.method == "GET":
             return "secrets.list", None, None
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)", path)
+        if m:   # kubectl asks whether the namespace exists after a NotFound in it
+            return ("namespaces.get" if req.method == "GET" else "unrouted"), None, m.group(1)
+        for resource, (prefix, _) in READ_ONLY_RESOURCES.items():
+            m = re.fullmatch(re.escape(prefix) + r"/namespaces/([^/]+)/%s(?:/([^/]+))?" % resource, path)
+            if m:
+                op = resource + (".get" if m.group(2) else ".list")
+                return (op if req.method == "GET" else resource + ".unsupported"), m.group(1), m.group(2)
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?", path)
         if not m:
             return "unrouted", None, None
@@ -283,6 +299,15 @@ class KubeApp(App):
                            "content_type": req.headers.get("Content-Type")}
             query = parse_qs(req.query)
             dry_run = "All" in query.get("dryRun", [])
+            if op == "namespaces.get":
+                return json_response(200, self.namespace(name))
+            resource, _, verb = op.partition(".")
+            if resource in READ_ONLY_RESOURCES:
+                if verb == "get":
+                    return json_response(200, self.get_object(resource, namespace, name))
+                if verb == "list":
+                    return json_response(200, self.list_objects(resource, namespace))
+                raise KubeError(405, "MethodNotAllowed", "kube-peer serves %s read only" % resource)
             if op == "secrets.get":
                 return json_response(200, self.get(namespace, name))
             if op == "secrets.list":
@@ -472,6 +497,53 @@ class KubeApp(App):
         obj, resource_version = self.normalise(namespace, patched, name)
         return self.store(namespace, name, current, obj, resource_version, dry_run)
 
+    def namespace(self, name):
+        """A namespace exists while something is in it (the peer keeps no Namespace objects)."""
+        keys = list(self.secrets) + [key for objects in self.objects.values() for key in objects]
+        if not any(key.startswith(name + "/") for key in keys):
+            raise KubeError(404, "NotFound", 'namespaces "%s" not found' % name, {"name": name, "kind": "namespaces"})
+        return {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}, "status": {"phase": "Active"}}
+
+    # configmaps and deployments: read only, put in place by the control endpoint
+    def get_object(self, resource, namespace, name):
+        obj = self.objects[resource].get("%s/%s" % (namespace, name))
+        if obj is None:
+            group = "" if resource == "configmaps" else ".apps"
+            raise KubeError(404, "NotFound", '%s%s "%s" not found' % (resource, group, name),
+                            {"name": name, "kind": resource})
+        return obj
+
+    def list_objects(self, resource, namespace):
+        prefix, kind = READ_ONLY_RESOURCES[resource]
+        items = []
+        for key in sorted(self.objects[resource]):
+            if key.startswith(namespace + "/"):
+                item = dict(self.objects[resource][key])
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
+                items.append(item)
+        return {"kind": kind + "List", "apiVersion": prefix.split("/", 2)[-1],
+                "metadata": {"resourceVersion": str(self.resource_version)}, "items": items}
+
+    def put_object(self, spec):
+        """{"resource": "configmaps"|"deployments", "namespace", "object"}: stored as an API server
+        answers it (namespace, uid, resourceVersion, creationTimestamp set)."""
+        resource, namespace = spec["resource"], spec["namespace"]
+        prefix, kind = READ_ONLY_RESOURCES[resource]
+        obj = copy.deepcopy(spec["object"])
+        if obj.get("kind") != kind:
+            raise KubeError(400, "BadRequest", "a %s must have kind %s" % (resource, kind))
+        meta = obj.setdefault("metadata", {})
+        if not NAME_RE.match(meta.get("name", "")):
+            raise KubeError(422, "Invalid", "metadata.name %r is not a valid name" % meta.get("name"))
+        meta.update({"namespace": namespace, "uid": str(uuid.uuid4()), "creationTimestamp": now_rfc3339(),
+                     "resourceVersion": self.next_version()})
+        if resource == "deployments":
+            meta["generation"] = 1
+        self.objects[resource]["%s/%s" % (namespace, meta["name"])] = obj
+        self.dirty = True
+        return meta
+
     # peer-private controls
     def control(self, body):
         result = {}
@@ -486,6 +558,14 @@ class KubeApp(App):
             self.next_version()
             self.dirty = True
             result["delete_secret"] = key
+        if "put_object" in body:
+            result["put_object"] = self.put_object(body["put_object"])
+        if "delete_object" in body:   # "configmaps/ns/name" or "deployments/ns/name"
+            resource, key = body["delete_object"].split("/", 1)
+            del self.objects[resource][key]
+            self.next_version()
+            self.dirty = True
+            result["delete_object"] = body["delete_object"]
         if "put_secret" in body:   # {"namespace", "name", "data": {key: base64}} — create or replace
             spec = body["put_secret"]
             namespace, name = spec["namespace"], spec["name"]

@@ -291,6 +291,13 @@ class KubePeer(Peer):
         return self.control(put_secret={"namespace": namespace, "name": name, "data": encoded,
                                         "labels": labels or {}, "annotations": annotations or {}})
 
+    def put_object(self, resource, namespace, obj):
+        """Puts a ConfigMap or Deployment (resource "configmaps" or "deployments") in place."""
+        return self.control(put_object={"resource": resource, "namespace": namespace, "object": obj})
+
+    def delete_object(self, resource, namespace, name):
+        return self.control(delete_object="%s/%s/%s" % (resource, namespace, name))
+
     def secret_metadata(self, namespace, name):
         """The stored Secret's metadata (labels, annotations, resourceVersion), or None."""
         obj = self.dump()["secrets"].get("%s/%s" % (namespace, name))
@@ -351,6 +358,16 @@ def vault(token="vault-peer-token", namespace=None, transit_mount="transit", aut
 
 def kube(token="kube-peer-token", allow_client_certs=True, state=None, port=0):
     return KubePeer(token, allow_client_certs, state=state, port=port).start()
+
+
+def take_count(path):
+    """The count a test program (kube_exec_plugin.py --calls) keeps in `path`, reset to 0."""
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        count = int(f.read() or 0)
+    os.unlink(path)
+    return count
 
 
 def require_program(path, debian_package):

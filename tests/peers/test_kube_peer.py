@@ -9,11 +9,14 @@ import json
 import os
 import shutil
 import ssl
+import string
 import subprocess
 import tempfile
 import unittest
 import urllib.error
 import urllib.request
+
+import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
@@ -58,6 +61,33 @@ class KubePeerTest(unittest.TestCase):
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
+
+    def test_kubectl_gets_the_deployment_and_configmap_of_the_helm_fixtures(self):
+        # The objects test_kube_deployment serves, as kubectl reads them (tests/fixtures/helm).
+        fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "helm")
+        values = {"namespace": "infra", "app_version": "0.19.0", "chart_version": "0.20.9", "rollme": "0" * 40,
+                  "db_name": "infra", "db_user": "infra", "passed_through": "",
+                  "db_encryption_key": "/var/run/secrets/infrahq.com/encryption-key/key"}
+        for name, resource in (("server-deployment.yaml", "deployments"), ("server-configmap-v0.19.0.yaml", "configmaps")):
+            with open(os.path.join(fixtures, name)) as f:
+                text = string.Template("".join(line for line in f if not line.startswith("#"))).substitute(values)
+            self.peer.put_object(resource, "infra", yaml.safe_load(text))
+        deployment = json.loads(self.kubectl("get", "deployment", "infra-server", "-n", "infra", "-o", "json").stdout)
+        self.assertEqual(deployment["kind"], "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(container["args"], ["server", "-f", "/etc/infrahq/infra.yaml"])
+        self.assertEqual(container["env"][0]["valueFrom"]["secretKeyRef"], {"key": "password", "name": "infra-postgres"})
+        configmap = json.loads(self.kubectl("get", "configmap", "infra-server", "-n", "infra", "-o", "json").stdout)
+        config = yaml.safe_load(configmap["data"]["infra.yaml"])
+        self.assertEqual(config["dbEncryptionKey"], "/var/run/secrets/infrahq.com/encryption-key/key")
+        self.assertEqual(config["dbHost"], "infra-postgres.infra")
+        names = self.kubectl("get", "deployments,configmaps", "-n", "infra", "-o", "name").stdout.split()
+        self.assertEqual(names, ["deployment.apps/infra-server", "configmap/infra-server"])
+        proc = self.kubectl("get", "configmap", "absent", "-n", "infra", check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn('configmaps "absent" not found', proc.stderr)
+        proc = self.kubectl("delete", "configmap", "infra-server", "-n", "infra", check=False)
+        self.assertNotEqual(proc.returncode, 0)
 
     def test_get_of_a_missing_secret_is_not_found(self):
         proc = self.kubectl("get", "secret", "absent", check=False)

@@ -15,6 +15,7 @@
 #include "providers/awskms.h"
 #include "providers/vault.h"
 #include "secrets/kubernetes.h"
+#include "secrets/server_pod.h"
 #include "util/error.h"
 
 using namespace ik;
@@ -604,4 +605,110 @@ TEST_CASE("an AssumeRoleWithWebIdentity answer gives the temporary credentials, 
     Error e = error_of([] { providers::sts_credentials_of("<ErrorResponse/>", "sts here"); });
     CHECK(e.code() == ExitCode::provider);
     CHECK(std::string(e.what()) == "sts here: the answer has no Credentials");
+}
+
+// ---- the server's Deployment (--kube-deployment) ----
+
+namespace {
+
+// A Deployment of two containers: a sidecar first, then the server reading its config from a
+// ConfigMap mounted by subPath, its key from a Secret volume with `items`, env from the API.
+void put_server_deployment(test::PeerControl& peer) {
+    nlohmann::json server = {
+        {"name", "api"},
+        {"args", {"server", "--config-file=/config/server.yaml"}},
+        {"env", {{{"name", "PLAIN"}, {"value", "first"}},
+                 {{"name", "PLAIN"}, {"value", "last"}},
+                 {{"name", "POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}},
+                 {{"name", "FROM_SECRET"}, {"valueFrom", {{"secretKeyRef", {{"name", "db"}, {"key", "password"}}}}}},
+                 {{"name", "OPTIONAL_GONE"},
+                  {"valueFrom", {{"secretKeyRef", {{"name", "gone"}, {"key", "x"}, {"optional", true}}}}}}}},
+        {"envFrom", {{{"prefix", "CM_"}, {"configMapRef", {{"name", "settings"}}}}}},
+        {"volumeMounts", {{{"name", "conf"}, {"mountPath", "/config/server.yaml"}, {"subPath", "infra.yaml"}},
+                          {{"name", "key"}, {"mountPath", "/keys/"}},
+                          {{"name", "scratch"}, {"mountPath", "/tmp"}}}}};
+    nlohmann::json pod = {
+        {"containers", {{{"name", "sidecar"}, {"args", {"sleep", "infinity"}}}, server}},
+        {"volumes", {{{"name", "conf"}, {"configMap", {{"name", "server-conf"}}}},
+                     {{"name", "key"}, {"secret", {{"secretName", "root"}, {"items", {{{"key", "data"}, {"path", "root.key"}}}}}}},
+                     {{"name", "scratch"}, {"emptyDir", nlohmann::json::object()}}}}};
+    nlohmann::json deployment = {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"metadata", {{"name", "api"}}},
+                                 {"spec", {{"template", {{"spec", pod}}}}}};
+    peer.control({{"put_object", {{"resource", "deployments"}, {"namespace", "pods"}, {"object", deployment}}}});
+    nlohmann::json conf = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "server-conf"}}},
+                           {"data", {{"infra.yaml", "dbEncryptionKey: /keys/root.key\n"}}}};
+    peer.control({{"put_object", {{"resource", "configmaps"}, {"namespace", "pods"}, {"object", conf}}}});
+    nlohmann::json settings = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "settings"}}},
+                               {"data", {{"REGION", "eu"}}}};
+    peer.control({{"put_object", {{"resource", "configmaps"}, {"namespace", "pods"}, {"object", settings}}}});
+    put_secret(peer, "pods", "db", {{"password", "pw"}});
+    put_secret(peer, "pods", "root", {{"data", std::string(32, 'k')}});
+}
+
+secrets::ServerPod server_pod() {
+    return secrets::ServerPod(secrets::kubeconfig_connection(peer_env("IK_PEER_KUBECONFIG_TOKEN")), {"pods", "api"});
+}
+
+}  // namespace
+
+TEST_CASE("the server container's config is read through a subPath mount, and its env through the API") {
+    auto peer = kube_peer();
+    put_server_deployment(peer);
+    auto pod = server_pod();
+    CHECK(pod.config_text() == "dbEncryptionKey: /keys/root.key\n");
+    CHECK(pod.config_source() == "configmap pods/server-conf key infra.yaml (/config/server.yaml of deployment pods/api)");
+    auto env = pod.environment([](const std::string& name) -> std::optional<std::string> {
+        if (name == "HOME" || name == "INFRA_SERVER_DB_FILE") return "local";
+        return std::nullopt;
+    });
+    CHECK(env("PLAIN") == "last");
+    CHECK(env("POD_NAMESPACE") == "pods");
+    CHECK(env("FROM_SECRET") == "pw");
+    CHECK(env("OPTIONAL_GONE") == std::nullopt);
+    CHECK(env("CM_REGION") == "eu");
+    CHECK(env("HOME") == "local");
+    CHECK(env("INFRA_SERVER_DB_FILE") == std::nullopt);  // the operator's own do not describe the server
+}
+
+TEST_CASE("files map to their volume's keys: items, companions of a rotation, and what no Secret holds") {
+    auto peer = kube_peer();
+    put_server_deployment(peer);
+    auto pod = server_pod();
+    auto file = pod.locate("/keys/root.key");
+    CHECK((file.secret && file.object == "root" && file.key == "data"));
+    CHECK(pod.locate("/keys/root.key.new").key == "root.key.new");
+    CHECK(pod.locate("/config/server.yaml").key == "infra.yaml");
+    Error scratch = error_of([&] { pod.locate("/tmp/key"); });
+    CHECK(scratch.code() == ExitCode::usage);
+    CHECK(std::string(scratch.what()) == "file /tmp/key is on volume scratch (emptyDir) of deployment pods/api, "
+                                         "which infra-keys cannot reach through the Kubernetes API");
+    CHECK(std::string(error_of([&] { pod.locate("/etc/key"); }).what()) ==
+          "file /etc/key is not on a Secret or ConfigMap volume of deployment pods/api");
+
+    config::Config cfg;
+    secrets::SecretStorages storages(cfg, [](const std::string&) { return std::optional<std::string>(); });
+    pod.mount_into(storages, cfg, [](const std::string&) { return std::optional<std::string>(); });
+    auto& files = storages.named("file");
+    CHECK(files.get("/keys/root.key") == secret_of(std::string(32, 'k')));
+    CHECK(files.describe("/keys/root.key") == "file /keys/root.key (secret pods/root key data)");
+    files.create("/keys/root.key.new", secret_of("next"));
+    CHECK(files.names_with_prefix("/keys/root.key.") == std::vector<std::string>{"/keys/root.key.new"});
+    CHECK(secret_data(peer, "pods", "root") == std::map<std::string, std::string>{{"data", std::string(32, 'k')}, {"root.key.new", "next"}});
+    Error config_map = error_of([&] { files.set("/config/server.yaml", secret_of("x")); });
+    CHECK(config_map.code() == ExitCode::usage);
+}
+
+TEST_CASE("a missing deployment, config key or secretKeyRef key is a usage error naming the object") {
+    auto peer = kube_peer();
+    put_server_deployment(peer);
+    peer.control({{"delete_object", "deployments/pods/api"}});
+    CHECK(std::string(error_of([] { server_pod(); }).what()).rfind("deployment pods/api does not exist [", 0) == 0);
+    put_server_deployment(peer);
+    put_secret(peer, "pods", "db", {{"other", "x"}});
+    auto pod = server_pod();
+    auto env = pod.environment([](const std::string&) { return std::optional<std::string>(); });
+    Error e = error_of([&] { env("FROM_SECRET"); });
+    CHECK(e.code() == ExitCode::usage);
+    CHECK(std::string(e.what()) == "env FROM_SECRET of deployment pods/api: secret pods/db has no key password");
+    CHECK(error_of([] { secrets::parse_deployment_name("api"); }).code() == ExitCode::usage);
 }
