@@ -117,6 +117,11 @@ int main(int argc, char** argv) {
         ik::cli::add_help(app),
     };
 
+    // One line naming the problem, then a hint, as for every other error.
+    app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+        std::string command = failed->get_parent() ? "infra-keys " + failed->get_name() : "infra-keys";
+        return fmt::format("infra-keys: {}\ninfra-keys: hint: `{} --help` lists the options\n", e.what(), command);
+    });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

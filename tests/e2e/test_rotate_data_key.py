@@ -216,10 +216,11 @@ class BackupOfTheNewKeyTest(DataKeyCase):
         self.assertEqual(self.db_key_now(), self.inst.db_key)
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         # The file a kill leaves behind holds a db key that never committed (README, crash safety),
-        # and `backup --check` says so.
+        # and `backup --check` refuses it as `restore` would.
         self.assertNotEqual(self.backed_up_db_key(identity), self.inst.db_key)
-        self.assertIn("the db key in this backup is not the live db key",
-                      self.inst.run("backup", "--check", self.backup, "-i", identity).stdout)
+        c = self.inst.run("backup", "--check", self.backup, "-i", identity)
+        self.assertExit(c, "wrong_key")
+        self.assertIn("is not the one sealing", c.stdout + c.stderr)
 
     @unittest.skipUnless(BACKEND == "postgres", "a deferred constraint trigger that fails the COMMIT")
     def test_a_commit_that_fails_after_the_backup_removes_the_backup(self):
