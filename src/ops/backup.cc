@@ -19,7 +19,6 @@
 #include "ops/key_slots.h"
 #include "ops/pipeline.h"
 #include "ops/rekey.h"
-#include "providers/native.h"
 #include "util/error.h"
 #include "util/failpoint.h"
 #include "util/files.h"
@@ -43,10 +42,6 @@ backup::KeyRowCopy copy_of(const store::KeyRow& r) {
 
 store::KeyRow row_of(const backup::KeyRowCopy& r) {
     return {r.id, r.key_id, r.name, r.encrypted, r.algorithm, r.root_key_id, r.created_at, r.updated_at};
-}
-
-providers::NativeProvider* native_of(Installation& inst) {
-    return dynamic_cast<providers::NativeProvider*>(inst.provider.get());
 }
 
 const backup::KeyRowCopy* db_key_in(const backup::Contents& contents) {
@@ -255,7 +250,7 @@ Report write_backup(Installation& inst, const BackupOptions& options, const Back
 Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
                        const std::vector<store::KeyRow>& live, const BackupRecipients& to) {
     std::optional<SecretBytes> root_key;
-    if (auto* native = native_of(inst)) root_key = native->root_key();
+    if (auto slots = key_slots(inst)) root_key = slots->read(slots->key());
     backup::Contents contents = contents_for(inst, key, live, root_key);
     backup::Metadata meta = metadata_for(inst, key);
 

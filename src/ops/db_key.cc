@@ -54,8 +54,8 @@ OpenDbKey open_db_key(providers::RootKeyProvider& provider, const store::KeyRow&
     return key;
 }
 
-Error root_key_missing(const providers::RootKeyProvider& provider) {
-    if (provider.kind() == "native")
+Error root_key_missing(providers::RootKeyProvider& provider) {
+    if (provider.key_storage())  // a key kept as a secret: it can be restored from a backup
         return Error(ExitCode::provider, fmt::format("root key not found: {}", provider.describe()),
                      "restore it with `infra-keys restore BACKUP`, or run `infra-keys init` for a new installation");
     return Error(ExitCode::provider, fmt::format("root key not found or not enabled: {}", provider.describe()),

@@ -28,6 +28,6 @@ OpenDbKey open_db_key(providers::RootKeyProvider& provider, const store::KeyRow&
 
 // ik::Error(provider) for a configured root key that is not there (or, remote, not enabled),
 // with the fix that applies: a native key comes back from a backup, a remote one from its owner.
-Error root_key_missing(const providers::RootKeyProvider& provider);
+Error root_key_missing(providers::RootKeyProvider& provider);
 
 }  // namespace ik::ops
