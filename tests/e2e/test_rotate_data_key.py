@@ -259,10 +259,10 @@ class BackupOfTheNewKeyTest(DataKeyCase):
         self.assertIn(f"backup --check {self.backup}", err)
         self.assertEqual(self.db_key_now(), self.inst.db_key)
         self.assertNotEqual(self.backed_up_db_key(identity), self.inst.db_key)
-        # Its root key (the same) opens the live row; the check says the db key is not the live one.
+        # The commit did not happen: the check, as restore would, says its db key is not the live one.
         r = self.inst.run("backup", "--check", self.backup, "-i", identity)
-        self.assertExit(r, "ok")
-        self.assertIn("the db key in this backup is not the live db key", r.stdout)
+        self.assertExit(r, "wrong_key")
+        self.assertIn("is not the one sealing", r.stdout + r.stderr)
 
     def test_a_backup_that_cannot_be_written_is_refused_in_the_plan(self):
         missing = os.path.join(self.inst.dir, "no-such-directory", "new-key.backup")
