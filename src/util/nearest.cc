@@ -32,6 +32,10 @@ std::optional<std::string> nearest(const std::string& word, const std::vector<st
     std::optional<std::string> best;
     size_t best_distance = std::max<size_t>(2, key.size() / 4) + 1;
     for (const auto& candidate : candidates) {
+        // The distance is at least the difference in length: a far longer word (a pasted value,
+        // fuzz input) is skipped without the quadratic table.
+        size_t shortest = std::min(key.size(), candidate.size());
+        if (std::max(key.size(), candidate.size()) - shortest >= best_distance) continue;
         size_t distance = edit_distance(key, lower(candidate));
         if (distance < best_distance) best = candidate, best_distance = distance;
     }
