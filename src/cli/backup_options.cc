@@ -47,8 +47,9 @@ CLI::Option* add_backup_options(CLI::App* sub, BackupFlags& flags) {
     return backup;
 }
 
-std::optional<ops::BackupTarget> backup_target_from(BackupFlags& flags) {
+std::optional<ops::BackupTarget> backup_target_from(BackupFlags& flags, bool dry_run) {
     if (!flags.path) return std::nullopt;
+    if (dry_run) return ops::BackupTarget{*flags.path, {}};
     return ops::BackupTarget{*flags.path, recipients_from(flags.to)};
 }
 

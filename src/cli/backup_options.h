@@ -37,6 +37,8 @@ struct BackupFlags {
 CLI::Option* add_backup_options(CLI::App* sub, BackupFlags& flags);
 
 // What --backup asks for (the passphrase read now, unless recipients are given); nullopt without it.
-std::optional<ops::BackupTarget> backup_target_from(BackupFlags& flags);
+// A dry run writes no backup, so it asks nothing: its target names the file only, for the plan's
+// checks. Called before anything is locked: a prompt must not hold the database.
+std::optional<ops::BackupTarget> backup_target_from(BackupFlags& flags, bool dry_run);
 
 }  // namespace ik::cli

@@ -28,10 +28,9 @@ Command add_rotate_data_key(CLI::App& app, const GlobalOptions& global) {
 
     return {sub, [&global, flags] {
         ops::Installation inst = open_installation(global);
-        // Asked before anything is locked: a prompt must not hold the database.
-        std::optional<ops::BackupTarget> backup = backup_target_from(flags->backup);
+        std::optional<ops::BackupTarget> backup = backup_target_from(flags->backup, flags->dry_run);
         ops::DataKeyResult result = ops::rotate_data_key(
-            inst, {flags->dry_run, flags->server_stopped, flags->backup.path, backup ? &backup->to : nullptr,
+            inst, {flags->dry_run, flags->server_stopped, backup ? &*backup : nullptr,
                    [](const std::string& line) { out::result("{}", line); }});
         json_fields()["dry_run"] = flags->dry_run;
         json_fields()["nothing_to_do"] = false;

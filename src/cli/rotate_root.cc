@@ -40,10 +40,7 @@ Command add_rotate_root(CLI::App& app, const GlobalOptions& global) {
         ops::Installation inst = open_installation(global);
         bool would = flags->dry_run && !flags->retire_old;
         auto print = [would](const std::string& line) { out::result("{}{}", would ? "would " : "", line); };
-        // A dry run writes no backup, so it asks no passphrase; it still refuses a FILE that exists.
-        std::optional<ops::BackupTarget> backup =
-            flags->dry_run && flags->backup.path ? ops::BackupTarget{*flags->backup.path, {}}
-                                                 : backup_target_from(flags->backup);
+        std::optional<ops::BackupTarget> backup = backup_target_from(flags->backup, flags->dry_run);
         ops::RotateResult result =
             flags->retire_old
                 ? ops::retire_old_keys(inst, flags->dry_run, print)

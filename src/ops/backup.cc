@@ -3,13 +3,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <set>
 
 #include <botan/hash.h>
 #include <botan/hex.h>
+
+#include <unistd.h>
 
 #include "crypto/fingerprint.h"
 #include "crypto/seal.h"
@@ -216,41 +220,64 @@ backup::Opened write_verified_backup(const std::string& path, bool force, const 
     return opened;
 }
 
-void refuse_backup_target(const BackupTarget& target) {
-    if (target.path == "-") fail(ExitCode::usage, "--backup needs a file; - (stdout) is for `infra-keys backup -o -`");
-    if (files::exists(target.path))
-        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", target.path),
-                    "choose another --backup FILE");
+std::optional<SecretBytes> root_key_to_back_up(Installation& inst) {
+    if (auto slots = key_slots(inst)) return slots->read(slots->key());
+    return std::nullopt;
 }
 
-std::vector<std::string> back_up_key_change(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
-                                            const std::optional<SecretBytes>& root_key) {
-    std::vector<store::KeyRow> rows = inst.store().live_keys();
+KeyChangeBackup::KeyChangeBackup(Installation& inst, const BackupTarget& target) : inst_(inst), target_(target) {
+    const std::string& path = target.path;
+    if (path == "-") fail(ExitCode::usage, "--backup needs a file; - (stdout) is for `infra-keys backup -o -`");
+    if (files::exists(path))
+        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", path),
+                    "choose another --backup FILE");
+    std::string directory = std::filesystem::path(path).parent_path().string();
+    if (directory.empty()) directory = ".";
+    if (::access(directory.c_str(), W_OK | X_OK) != 0)
+        fail(ExitCode::backup, "cannot write the backup {}: directory {}: {}", path, directory, std::strerror(errno));
+}
+
+std::vector<std::string> KeyChangeBackup::write(const OpenDbKey& next, const std::optional<SecretBytes>& root_key) {
+    std::vector<store::KeyRow> rows = inst_.store().live_keys();
     for (auto& row : rows)
         if (row.id == next.row.id) row = next.row;
-    backup::Contents contents = contents_for(inst, next, rows, root_key);
-    write_verified_backup(target.path, /*force=*/false, metadata_for(inst, next), contents, target.to);
+    backup::Contents contents = contents_for(inst_, next, rows, root_key);
+    // From here a file at the path is ours (the plan saw none), even if proving it fails; one that
+    // appeared since is refused by the write and stays.
+    written_ = true;
+    try {
+        write_verified_backup(target_.path, /*force=*/false, metadata_for(inst_, next), contents, target_.to);
+    } catch (const Error& e) {
+        if (e.code() == ExitCode::refused) written_ = false;
+        throw;
+    }
     std::vector<std::string> lines = {fmt::format("backup of the new keys written to {} and re-opened: it holds the db key{}{}",
-                                                  target.path, root_key ? ", the new root key" : "",
+                                                  target_.path, root_key ? ", the root key" : "",
                                                   contents.retained_keys.empty() ? ""
                                                       : fmt::format(" and {} retained root key(s)", contents.retained_keys.size()))};
-    for (const auto& r : target.to.recipients) lines.push_back(fmt::format("backup opens with {}", r->describe()));
+    for (const auto& r : target_.to.recipients) lines.push_back(fmt::format("backup opens with {}", r->describe()));
     return lines;
 }
 
-Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to) {
-    refuse_if_rotation_interrupted(inst);
-    if (options.output != "-" && !options.force && files::exists(options.output))
-        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", options.output),
-                    "choose another --output, or pass --force");
-    OpenDbKey key = open_db_key(inst);
-    return write_backup_of(inst, options, key, inst.store().live_keys(), to);
+Error KeyChangeBackup::undo(const Error& cause, bool maybe_committed) const {
+    const std::string& path = target_.path;
+    if (!written_ || !files::exists(path)) return cause;
+    if (maybe_committed)
+        return Error(cause.code(), fmt::format("{}; kept {}: it holds the new keys, which the database holds only if the "
+                                               "commit happened (`infra-keys backup --check {}` says whether they are the "
+                                               "live ones)", cause.what(), path, path), cause.hint());
+    if (std::remove(path.c_str()) != 0)
+        return Error(cause.code(), fmt::format("{}; {} holds keys that were never committed: delete it", cause.what(), path),
+                     cause.hint());
+    return Error(cause.code(), fmt::format("{}; undone: removed {}", cause.what(), path), cause.hint());
 }
 
+namespace {
+
+// The backup of `key` and the key rows `live` as they are given, proven against them.
 Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
                        const std::vector<store::KeyRow>& live, const BackupRecipients& to) {
-    std::optional<SecretBytes> root_key;
-    if (auto slots = key_slots(inst)) root_key = slots->read(slots->key());
+    std::optional<SecretBytes> root_key = root_key_to_back_up(inst);
     backup::Contents contents = contents_for(inst, key, live, root_key);
     backup::Metadata meta = metadata_for(inst, key);
 
@@ -276,6 +303,17 @@ Report write_backup_of(Installation& inst, const BackupOptions& options, const O
         report.lines.push_back(fmt::format("backup: the {} root key never leaves the provider; this backup needs it "
                                            "to be restored", inst.provider->kind()));
     return report;
+}
+
+}  // namespace
+
+Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to) {
+    refuse_if_rotation_interrupted(inst);
+    if (options.output != "-" && !options.force && files::exists(options.output))
+        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", options.output),
+                    "choose another --output, or pass --force");
+    OpenDbKey key = open_db_key(inst);
+    return write_backup_of(inst, options, key, inst.store().live_keys(), to);
 }
 
 Report check_backup_offline(const std::string& path, const backup::Unlock& unlock) {

@@ -42,11 +42,6 @@ struct Report {
 // With output "-", the file goes to stdout and `Report.lines` should go to stderr.
 Report write_backup(Installation& inst, const BackupOptions& options, const BackupRecipients& to);
 
-// The same for `key` and the key rows `live` as they are given: inside a key change's transaction,
-// the db key it is about to commit (rotate-data-key --backup), proven to open `key` before the commit.
-Report write_backup_of(Installation& inst, const BackupOptions& options, const OpenDbKey& key,
-                       const std::vector<store::KeyRow>& live, const BackupRecipients& to);
-
 // Writes a backup of exactly `contents` for `to` at `path` (0600, atomically; over an existing file
 // only with `force`), then re-opens the file on disk — with the passphrase, or by its file key
 // when only public keys were given — and proves it holds that key material; ik::Error(backup)
@@ -55,16 +50,35 @@ Report write_backup_of(Installation& inst, const BackupOptions& options, const O
 backup::Opened write_verified_backup(const std::string& path, bool force, const backup::Metadata& meta,
                                      const backup::Contents& contents, const BackupRecipients& to);
 
-// Plan of a key change with --backup: ik::Error(refused) if the file exists, ik::Error(usage) for "-".
-void refuse_backup_target(const BackupTarget& target);
+// The root key a backup of this installation holds: the native root key, nullopt for providers
+// that keep their keys.
+std::optional<SecretBytes> root_key_to_back_up(Installation& inst);
 
-// For a key change, between its stage and its commit: writes and re-opens a backup of the keys as
-// they will be once `next` (the dbkey row as the change will commit it, with its db key) commits,
-// `root_key` being the native root key that wraps it then (nullopt for providers that keep their
-// keys). So a new key never exists in one place only. Throws ik::Error(backup) when it cannot be
-// written or does not re-open to those keys; the caller undoes its stage. Returns the lines to print.
-std::vector<std::string> back_up_key_change(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
-                                            const std::optional<SecretBytes>& root_key);
+// `--backup FILE` of a key change (rotate-root, rotate-data-key): the one way every key change keeps
+// a new key from existing in one place only. Made in the plan, so that a dry run predicts its
+// refusals; written and re-opened just before the commit; taken back if the commit did not happen.
+class KeyChangeBackup {
+public:
+    // Refuses "-" (usage), an existing file (refused), a directory that cannot take the file
+    // (backup, as the write would fail).
+    KeyChangeBackup(Installation& inst, const BackupTarget& target);
+
+    // Writes and re-opens a backup of the keys as they will be once `next` (the dbkey row as the
+    // change will commit it, with its db key) commits, `root_key` being the native root key that
+    // wraps it then (nullopt for providers that keep their keys). ik::Error(backup) when it cannot
+    // be written or does not re-open to those keys. Returns the lines to print.
+    std::vector<std::string> write(const OpenDbKey& next, const std::optional<SecretBytes>& root_key);
+
+    // The error to report for `cause`, a failure of the key change. When the commit did not happen
+    // the file holds keys nobody uses, which would only mislead: it goes. When it happened or
+    // cannot be ruled out (`maybe_committed`), it stays, and the error says how to tell.
+    Error undo(const Error& cause, bool maybe_committed) const;
+
+private:
+    Installation& inst_;
+    const BackupTarget& target_;
+    bool written_ = false;
+};
 
 // Opens a backup and proves, writing nothing, that it opens the live database's db key.
 Report check_backup(Installation& inst, const std::string& path, const backup::Unlock& unlock);

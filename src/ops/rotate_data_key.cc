@@ -1,11 +1,5 @@
 #include "ops/rotate_data_key.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-
-#include <unistd.h>
 
 #include "crypto/seal.h"
 #include "ops/db_key.h"
@@ -14,7 +8,6 @@
 #include "ops/rekey.h"
 #include "ops/release.h"
 #include "util/error.h"
-#include "util/files.h"
 
 namespace ik::ops {
 namespace {
@@ -29,20 +22,6 @@ providers::DbKey fresh_db_key(providers::RootKeyProvider& provider, const OpenDb
     return key;
 }
 
-// The plan's check of --backup FILE, so that the dry run predicts it: never over an existing file
-// (exit 7), and only into a directory that can take it (exit 6, as a failed write would be).
-void check_backup_target(const DataKeyOptions& options) {
-    if (!options.backup) return;
-    const std::string& path = *options.backup;
-    if (files::exists(path))
-        throw Error(ExitCode::refused, fmt::format("{} already exists; not overwriting it", path),
-                    "choose another --backup file");
-    std::string directory = std::filesystem::path(path).parent_path().string();
-    if (directory.empty()) directory = ".";
-    if (::access(directory.c_str(), W_OK | X_OK) != 0)
-        fail(ExitCode::backup, "cannot write the backup {}: directory {}: {}", path, directory, std::strerror(errno));
-}
-
 // The plan's lines: what the one transaction will do.
 void describe_plan(Installation& inst, const OpenDbKey& current, const RekeyPlan& plan, const DataKeyOptions& options,
                    DataKeyResult& result) {
@@ -53,62 +32,25 @@ void describe_plan(Installation& inst, const OpenDbKey& current, const RekeyPlan
     for (const auto& [column, count] : plan.values_by_column)
         result.lines.push_back(fmt::format("  {} values in {}", count, column));
     if (options.backup)
-        result.lines.push_back(fmt::format("{}back up the new db key to {} before the commit", would, *options.backup));
+        result.lines.push_back(fmt::format("{}back up the new db key to {} before the commit", would, options.backup->path));
 }
 
-// --backup across the commit: written and proven just before it, taken back if it did not happen.
-class NewKeyBackup {
-public:
-    NewKeyBackup(Installation& inst, const std::string& path, const BackupRecipients& to, DataKeyResult& result)
-        : inst_(inst), path_(path), to_(to), result_(result) {}
-
-    // The before-commit step: the new db key and the key rows as this transaction holds them.
-    void write(const SecretBytes& db_key) {
-        // From here a file at the path is ours (the plan saw none), even if proving it fails; one
-        // that appeared since is refused by the write and stays.
-        written_ = true;
-        try {
-            auto row = inst_.store().live_key(db_key_name);  // the updated row: same connection, same transaction
-            if (!row) fail(ExitCode::internal, "the dbkey row in {} vanished inside the key change", inst_.store().describe());
-            OpenDbKey next{*row, db_key, seal::key_id_of(row->encrypted)};
-            Report report = write_backup_of(inst_, {path_, false}, next, inst_.store().live_keys(), to_);
-            for (auto& line : report.lines) result_.lines.push_back(std::move(line));
-        } catch (const Error& e) {
-            if (e.code() == ExitCode::refused) written_ = false;
-            throw;
-        }
-    }
-
-    // The error to report for `cause`, a failure of the key change: a backup of a db key that never
-    // committed would only mislead, so it goes; read back, never assumed, and kept when in doubt.
-    Error undo(const Error& cause, const store::KeyRow& before) {
-        if (!written_ || !files::exists(path_)) return cause;
-        if (committed_since(inst_, before))
-            return Error(cause.code(), fmt::format("{}; kept {}: it holds the new db key, which the database holds only if "
-                                                   "the commit happened (`infra-keys backup --check {}` says whether it "
-                                                   "is the live one)", cause.what(), path_, path_), cause.hint());
-        if (std::remove(path_.c_str()) != 0)
-            return Error(cause.code(), fmt::format("{}; {} holds a db key that was never committed: delete it",
-                                                   cause.what(), path_), cause.hint());
-        return Error(cause.code(), fmt::format("{}; undone: removed {}", cause.what(), path_), cause.hint());
-    }
-
-private:
-    Installation& inst_;
-    const std::string& path_;
-    const BackupRecipients& to_;
-    DataKeyResult& result_;
-    bool written_ = false;
-};
+// The before-commit step of --backup: the new db key and the key rows as this transaction holds them.
+void back_up_new_key(Installation& inst, KeyChangeBackup& backup, const SecretBytes& db_key, DataKeyResult& result) {
+    auto row = inst.store().live_key(db_key_name);  // the updated row: same connection, same transaction
+    if (!row) fail(ExitCode::internal, "the dbkey row in {} vanished inside the key change", inst.store().describe());
+    for (auto& line : backup.write({*row, db_key, seal::key_id_of(row->encrypted)}, root_key_to_back_up(inst)))
+        result.lines.push_back(std::move(line));
+}
 
 }  // namespace
 
 DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options) {
-    if (options.backup && !options.backup_to) fail(ExitCode::internal, "rotate-data-key: --backup without recipients");
     refuse_what_the_release_cannot_run(inst);
     ChangeLock lock = lock_and_check(inst, {options.server_stopped, false, 0});
     OpenDbKey current = open_db_key(inst);
-    check_backup_target(options);
+    std::optional<KeyChangeBackup> backup;
+    if (options.backup) backup.emplace(inst, *options.backup);
 
     // Plan: everything that can refuse, before the provider is asked for a key.
     DataKeyResult result;
@@ -128,16 +70,12 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
                            reseal(current, fresh.plaintext, new_id, root_key_id),
                            [&](ByteView wrapped) { return inst.provider->unwrap(wrapped); },
                            {}};
-    std::optional<NewKeyBackup> backup;
-    if (options.backup) {
-        backup.emplace(inst, *options.backup, *options.backup_to, result);
-        target.before_commit = [&] { backup->write(fresh.plaintext); };
-    }
+    if (backup) target.before_commit = [&] { back_up_new_key(inst, *backup, fresh.plaintext, result); };
     try {
         result.values = commit_key_change(change, inst.store(), current, target, failpoint_prefix).values;
     } catch (const Error& e) {
         change.tx.reset();
-        if (backup) throw backup->undo(e, current.row);
+        if (backup) throw backup->undo(e, committed_since(inst, current.row));
         throw;
     }
     result.lines.push_back(fmt::format("dbkey row {} now wraps a new db key (key id {}); {} values re-sealed with it",

@@ -18,10 +18,8 @@ namespace ik::ops {
 struct DataKeyOptions {
     bool dry_run = false;
     bool server_stopped = false;
-    // --backup FILE: the new key material, written and re-opened before the commit; never over an
-    // existing file. `backup_to` says who can open it (required with `backup`).
-    std::optional<std::string> backup;
-    const BackupRecipients* backup_to = nullptr;
+    // --backup FILE: the new key material, written and re-opened before the commit (KeyChangeBackup).
+    const BackupTarget* backup = nullptr;
     std::function<void(const std::string&)> on_step;  // each step line as it happens
 };
 

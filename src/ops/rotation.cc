@@ -93,27 +93,31 @@ OpenDbKey once_committed(const OpenDbKey& current, const NewWrapping& next) {
 }
 
 // --backup FILE, between stage and commit: a failure here is a failure before the commit.
-void back_up_before_commit(Installation& inst, const BackupTarget& target, const OpenDbKey& next,
-                           const std::optional<SecretBytes>& root_key, RotateResult& result) {
-    for (auto& line : back_up_key_change(inst, target, next, root_key)) result.lines.push_back(std::move(line));
+void back_up_before_commit(KeyChangeBackup* backup, const OpenDbKey& next, const std::optional<SecretBytes>& root_key,
+                           RotateResult& result) {
+    if (!backup) return;
+    for (auto& line : backup->write(next, root_key)) result.lines.push_back(std::move(line));
 }
 
 // Plan of --backup FILE: refused before anything is written, dry runs included.
-void plan_backup(const RotateOptions& options, RotateResult& result) {
-    if (!options.backup) return;
-    refuse_backup_target(*options.backup);
+std::optional<KeyChangeBackup> plan_backup(Installation& inst, const RotateOptions& options, RotateResult& result) {
+    std::optional<KeyChangeBackup> backup;
+    if (!options.backup) return backup;
+    backup.emplace(inst, *options.backup);
     if (options.dry_run)
         result.lines.push_back(fmt::format("write a backup of the new keys to {} and re-open it before the commit",
                                            options.backup->path));
+    return backup;
 }
+
+KeyChangeBackup* if_any(std::optional<KeyChangeBackup>& backup) { return backup ? &*backup : nullptr; }
 
 // Step 3, from a new key already durable in K.new and a row that opens with K.
 void commit_new_wrapping(Installation& inst, KeySlots& slots, KeyChange& change, const OpenDbKey& current,
-                         const RotateOptions& options, RotateResult& result) {
+                         KeyChangeBackup* backup, RotateResult& result) {
     auto new_key = slots.provider(slots.next());
     NewWrapping next{new_key->wrap(current.plaintext), new_key->algorithm(), current.row.root_key_id};
-    if (options.backup)
-        back_up_before_commit(inst, *options.backup, once_committed(current, next), slots.read(slots.next()), result);
+    back_up_before_commit(backup, once_committed(current, next), slots.read(slots.next()), result);
     RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                        [&](ByteView w) { return new_key->unwrap(w); }, "rotate");
     result.values = counts.values;
@@ -123,7 +127,8 @@ void commit_new_wrapping(Installation& inst, KeySlots& slots, KeyChange& change,
 
 // The error for a failure during stage or commit. Whether the commit happened is read back, not
 // guessed: the row that opens with K.new means it did (then K.new must stay for --resume).
-Error after_failure(Installation& inst, KeySlots& slots, StagedKeys& staged, KeyChange& change, const Error& cause) {
+Error after_failure(Installation& inst, KeySlots& slots, StagedKeys& staged, KeyChange& change,
+                    const KeyChangeBackup* backup, const Error& cause) {
     change.tx.reset();  // roll back, and let go of the database lock before reading the row again
     std::optional<bool> committed;
     try {
@@ -132,23 +137,26 @@ Error after_failure(Installation& inst, KeySlots& slots, StagedKeys& staged, Key
         committed = row && next && next->size() == seal::key_size && opens(*slots.provider(slots.next()), *row);
     } catch (const Error&) {
     }
-    if (committed == false) return staged.undo(cause);
+    if (committed == false) return backup ? backup->undo(staged.undo(cause), false) : staged.undo(cause);
     staged.keep();
-    return Error(cause.code(),
+    Error kept(cause.code(),
                  fmt::format("{}; {}", cause.what(),
                              committed ? "the new wrapping had committed" : "cannot tell whether the new wrapping committed"),
                  "run `infra-keys rotate-root --resume` to finish (or `--abort` if it did not commit)");
+    return backup ? backup->undo(kept, true) : kept;
 }
 
 // Runs stage and commit; whatever stops them is reported by after_failure.
 template <typename StageAndCommit>
-void staged(Installation& inst, KeySlots& slots, StagedKeys& keys, KeyChange& change, StageAndCommit&& run) {
+void staged(Installation& inst, KeySlots& slots, StagedKeys& keys, KeyChange& change, const KeyChangeBackup* backup,
+            StageAndCommit&& run) {
     try {
         run();
     } catch (const Error& e) {
-        throw after_failure(inst, slots, keys, change, e);
+        throw after_failure(inst, slots, keys, change, backup, e);
     } catch (const std::exception& e) {
-        throw after_failure(inst, slots, keys, change, Error(ExitCode::internal, fmt::format("internal error: {}", e.what())));
+        throw after_failure(inst, slots, keys, change, backup,
+                            Error(ExitCode::internal, fmt::format("internal error: {}", e.what())));
     }
 }
 
@@ -164,9 +172,9 @@ void finish_uncommitted(Installation& inst, KeySlots& slots, const store::KeyRow
     OpenDbKey current = open_db_key(*slots.provider(slots.key()), row);
     KeyChange change = plan_key_change(inst, current, result);
     StagedKeys keys(slots);
-    staged(inst, slots, keys, change, [&] {
+    staged(inst, slots, keys, change, nullptr, [&] {
         retain_old_key(slots, keys, result);
-        commit_new_wrapping(inst, slots, change, current, {}, result);
+        commit_new_wrapping(inst, slots, change, current, nullptr, result);
     });
 }
 
@@ -250,7 +258,7 @@ RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOpti
 
     RotateResult result = new_result(options);
     OpenDbKey current = open_db_key(*inst.provider, row);  // the configured key must open it before we start
-    plan_backup(options, result);
+    std::optional<KeyChangeBackup> backup = plan_backup(inst, options, result);
     if (options.dry_run) {
         result.lines.push_back(fmt::format("write a new 32-byte root key to {}", slots.describe(slots.next())));
         result.lines.push_back(fmt::format("retain the current root key as {}", slots.describe(slots.retired("<time>"))));
@@ -260,12 +268,12 @@ RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOpti
     }
     KeyChange change = plan_key_change(inst, current, result);
     StagedKeys keys(slots);
-    staged(inst, slots, keys, change, [&] {
+    staged(inst, slots, keys, change, if_any(backup), [&] {
         keys.create(slots.next(), crypto::random_key());
         failpoint("rotate-after-write-new-key");
         result.lines.push_back(fmt::format("new root key written to {}", slots.describe(slots.next())));
         retain_old_key(slots, keys, result);
-        commit_new_wrapping(inst, slots, change, current, options, result);
+        commit_new_wrapping(inst, slots, change, current, if_any(backup), result);
     });
     keys.keep();
     install_new_key(slots, result);
@@ -303,17 +311,24 @@ RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& 
     RotateResult result = new_result(options);
     for (auto& line : rotation.plan()) result.lines.push_back(std::move(line));
     prove_round_trip(rotation.target(), result);
-    plan_backup(options, result);
+    std::optional<KeyChangeBackup> backup = plan_backup(inst, options, result);
     KeyChange change = plan_key_change(inst, current, result);  // before the provider adds a key version
     if (options.dry_run) return result;
 
     providers::Rewrapped rewrapped = rotation.rewrap(row.encrypted);
     for (auto& line : rewrapped.lines) result.lines.push_back(std::move(line));
     NewWrapping next{rewrapped.wrapped, rewrapped.algorithm, rewrapped.root_key_id};
-    // The old key version still opens the row until the commit: nothing to undo if the backup fails.
-    if (options.backup) back_up_before_commit(inst, *options.backup, once_committed(current, next), std::nullopt, result);
-    RekeyCounts counts =
-        commit_rewrap(change, inst.store(), current, next, [&](ByteView w) { return rotation.target().unwrap(w); }, "rotate");
+    // The old key version still opens the row until the commit: the provider has nothing to undo.
+    RekeyCounts counts;
+    try {
+        back_up_before_commit(if_any(backup), once_committed(current, next), std::nullopt, result);
+        counts = commit_rewrap(change, inst.store(), current, next,
+                               [&](ByteView w) { return rotation.target().unwrap(w); }, "rotate");
+    } catch (const Error& e) {
+        change.tx.reset();
+        if (backup) throw backup->undo(e, committed_since(inst, row));
+        throw;
+    }
     result.values = counts.values;
     result.lines.push_back(fmt::format("dbkey row {} committed; {} encrypted values re-keyed", row.id, counts.values));
     for (auto& line : rotation.after_commit()) result.lines.push_back(std::move(line));

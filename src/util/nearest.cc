@@ -13,16 +13,23 @@ std::string lower(std::string text) {
 
 // Optimal string alignment distance: Levenshtein plus swapping two neighbours ("Encrpytion").
 size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); ++i)
+    // Three rows of the table (i - 2, i - 1, i) in one allocation: a warning for many unknown keys
+    // costs a few microseconds each.
+    const size_t width = b.size() + 1;
+    std::vector<size_t> rows(3 * width);
+    auto row = [&](size_t i) { return rows.data() + (i % 3) * width; };
+    for (size_t j = 0; j <= b.size(); ++j) row(0)[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t* d = row(i);
+        const size_t* up = row(i - 1);
+        const size_t* up2 = i > 1 ? row(i - 2) : nullptr;
+        d[0] = i;
         for (size_t j = 1; j <= b.size(); ++j) {
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            d[j] = std::min({up[j] + 1, d[j - 1] + 1, up[j - 1] + (a[i - 1] != b[j - 1])});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[j] = std::min(d[j], up2[j - 2] + 1);
         }
-    return d[a.size()][b.size()];
+    }
+    return row(a.size())[b.size()];
 }
 
 }  // namespace

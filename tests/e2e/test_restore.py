@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import E2E, read_file
+from harness import BACKEND, E2E, read_file
 
 PASSPHRASE = "correct horse battery staple"
 FAST_KDF = ["--scrypt-work-factor", "10"]
@@ -290,11 +290,29 @@ class RotateRootBackupTest(RestoreCase):
         self.assertIn("existing key backups still restore", r.stdout)
         self.assertIn("take a fresh one", r.stdout)
 
-    def test_a_backup_that_cannot_be_written_changes_nothing(self):
+    def test_a_backup_into_a_missing_directory_is_refused_in_the_plan(self):
         before, files = self.inst.snapshot(), sha256_tree(self.inst.dir)
-        r = self.rotate_with_backup(os.path.join(self.inst.dir, "missing", "rotation.backup"))
-        self.assertExit(r, "backup")
-        self.assertIn("undone", r.stderr)
+        for extra in (["--dry-run"], []):
+            r = self.rotate_with_backup(os.path.join(self.inst.dir, "missing", "rotation.backup"), *extra)
+            self.assertExit(r, "backup")
+            self.assertIn("cannot write the backup", r.stderr)
+            self.assertNotIn("new root key written", r.stdout)
+            self.assertEqual(before, self.inst.snapshot())
+            self.assertEqual(files, sha256_tree(self.inst.dir))
+
+    @unittest.skipUnless(BACKEND == "postgres", "a deferred constraint trigger that fails the COMMIT")
+    def test_a_commit_that_fails_after_the_backup_removes_it_with_the_staged_key(self):
+        self.inst.execute("""CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the test refuses this commit'; END $$;
+            CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE ON encryption_keys DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION refuse_commit();""")
+        path = os.path.join(self.inst.dir, "rotation.backup")
+        before, files = self.inst.snapshot(), sha256_tree(self.inst.dir)
+        r = self.rotate_with_backup(path)
+        self.assertExit(r, "database")
+        self.assertIn("the test refuses this commit", r.stderr)
+        self.assertIn(f"undone: removed {path}", r.stderr)
+        self.assertFalse(os.path.exists(path))
         self.assertEqual(before, self.inst.snapshot())
         self.assertEqual(files, sha256_tree(self.inst.dir))
 

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "util/nearest.h"
 #include "util/text.h"
 
 using namespace ik;
@@ -22,4 +23,15 @@ TEST_CASE("printable keeps UTF-8 text and shows every other byte as \\xNN") {
     CHECK(printable("dir\xff/key") == "dir\\xff/key");
     CHECK(printable("a\nb\tc") == "a\\x0ab\\x09c");
     CHECK(printable("back\\slash") == "back\\x5cslash");
+}
+
+TEST_CASE("nearest suggests the option one typo away, whatever the case, and nothing for a far word") {
+    const std::vector<std::string> options = {"dbHost", "dbEncryptionKey", "dbEncryptionKeyProvider", "keys"};
+    CHECK(nearest("dbhots", options) == "dbHost");                          // two neighbours swapped
+    CHECK(nearest("DBENCRPYTIONKEY", options) == "dbEncryptionKey");        // swapped, any case
+    CHECK(nearest("dbEncryptionKeyProvder", options) == "dbEncryptionKeyProvider");  // one left out
+    CHECK(nearest("key", options) == "keys");
+    CHECK(nearest("tls", options) == std::nullopt);
+    CHECK(nearest(std::string(5000, 'k'), options) == std::nullopt);        // skipped by its length alone
+    CHECK(nearest("", options) == std::nullopt);
 }
