@@ -147,7 +147,7 @@ std::string canonical_header_value(std::string_view value) {
 Signature sign(const Message& message, const Credentials& credentials, const Scope& scope) {
     Headers headers = message.headers;
     if (!credentials.session_token.empty() && !has_header(headers, "x-amz-security-token"))
-        headers.emplace_back("X-Amz-Security-Token", credentials.session_token);
+        headers.emplace_back("X-Amz-Security-Token", SecretString(as_text(credentials.session_token)));
     auto canonical_headers = canonical_header_map(headers);
 
     Signature out;
@@ -186,7 +186,8 @@ void sign_request(Request& request, const Credentials& credentials, const std::s
     // Sent explicitly so that what is signed is exactly what curl sends.
     request.headers.emplace_back("Host", host_of(request.url));
     request.headers.emplace_back("X-Amz-Date", scope.amz_date);
-    if (!credentials.session_token.empty()) request.headers.emplace_back("X-Amz-Security-Token", credentials.session_token);
+    if (!credentials.session_token.empty())
+        request.headers.emplace_back("X-Amz-Security-Token", SecretString(as_text(credentials.session_token)));
     auto [path, query] = path_and_query_of(request.url);
     Message message{request.method, path, query, request.headers, request.body};
     request.headers.emplace_back("Authorization", sign(message, credentials, scope).authorization);

@@ -12,7 +12,7 @@ namespace ik::net::sigv4 {
 struct Credentials {
     std::string access_key_id;
     SecretBytes secret_access_key;
-    std::string session_token;  // temporary credentials only; signed as X-Amz-Security-Token
+    SecretBytes session_token;  // temporary credentials only; signed as X-Amz-Security-Token
 };
 
 struct Scope {

@@ -101,7 +101,8 @@ Credentials credentials_from_json(std::string_view text, const char* token_field
     };
     std::string id = take("AccessKeyId"), secret = take("SecretAccessKey");
     if (id.empty() || secret.empty()) fail(ExitCode::provider, "{}: the answer has no AccessKeyId and SecretAccessKey", where);
-    return {id, secret_of(secret), take(token_field)};
+    std::string token = take(token_field);
+    return {id, secret_of(secret), secret_of(token)};
 }
 
 Credentials credential_process(const std::string& command, const std::string& profile) {
@@ -185,7 +186,7 @@ Credentials sts_credentials_of(std::string_view xml, const std::string& where) {
     scrub(credentials);
     if (id.empty() || secret.empty() || token.empty())
         fail(ExitCode::provider, "{}: the answer has no Credentials", where);
-    return {id, secret_of(secret), token};
+    return {id, secret_of(secret), secret_of(token)};
 }
 
 std::vector<std::string> split_command_line(const std::string& command) {
@@ -224,7 +225,10 @@ std::vector<std::string> split_command_line(const std::string& command) {
 Credentials aws_default_credentials(const config::Environment& env, const std::string& home, const std::string& region,
                                     const net::TlsOptions& tls) {
     std::string id = env_or(env, "AWS_ACCESS_KEY_ID"), secret = env_or(env, "AWS_SECRET_ACCESS_KEY");
-    if (!id.empty() && !secret.empty()) return {id, secret_of(secret), env_or(env, "AWS_SESSION_TOKEN")};
+    if (!id.empty() && !secret.empty()) {
+        std::string token = env_or(env, "AWS_SESSION_TOKEN");
+        return {id, secret_of(secret), secret_of(token)};
+    }
 
     std::string role_arn = env_or(env, "AWS_ROLE_ARN"), token_file = env_or(env, "AWS_WEB_IDENTITY_TOKEN_FILE");
     if (!role_arn.empty() && !token_file.empty())
@@ -237,7 +241,7 @@ Credentials aws_default_credentials(const config::Environment& env, const std::s
     for (auto* section : {&credentials, &config}) {
         auto& s = *section;
         if (!s["aws_access_key_id"].empty() && !s["aws_secret_access_key"].empty())
-            return {s["aws_access_key_id"], secret_of(s["aws_secret_access_key"]), s["aws_session_token"]};
+            return {s["aws_access_key_id"], secret_of(s["aws_secret_access_key"]), secret_of(s["aws_session_token"])};
     }
     for (auto* section : {&credentials, &config}) {
         auto& s = *section;

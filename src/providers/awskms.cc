@@ -30,7 +30,7 @@ net::sigv4::Credentials credentials_of(const config::Config& cfg, const config::
             fail(ExitCode::usage, "awskms key provider: accessKeyID and secretAccessKey must be given together");
         std::string token_ref = entry.get("sessiontoken");
         return {storages.resolve_text(id_ref), storages.resolve(secret_ref),
-                token_ref.empty() ? std::string() : storages.resolve_text(token_ref)};
+                token_ref.empty() ? SecretBytes() : storages.resolve(token_ref)};
     }
     return aws_default_credentials(env, home_of(cfg, env), region, tls);
 }
@@ -146,7 +146,7 @@ Error AwsKmsProvider::failure(const Answer& answer) const {
     const auto& secret = settings_.credentials.secret_access_key;
     std::string text = net::quote_service_text(
         answer.error_type.empty() ? message : fmt::format("{}: {}", answer.error_type, message),
-        {settings_.credentials.session_token, as_text(ByteView(secret.data(), secret.size()))});
+        {as_text(settings_.credentials.session_token), as_text(ByteView(secret.data(), secret.size()))});
     return Error(is_wrong_key(answer.error_type) ? ExitCode::wrong_key : ExitCode::provider,
                  fmt::format("{}: {}", answer.where, text));
 }

@@ -48,7 +48,7 @@ providers::AwsKmsSettings kms_settings(const std::string& key_id = "alias/infra"
     s.region = peer_env("IK_PEER_KMS_REGION");
     s.root_key_id = key_id;
     s.credentials = {peer_env("IK_PEER_KMS_ACCESS_KEY"), secret_of(peer_env("IK_PEER_KMS_SECRET_KEY")),
-                     peer_env("IK_PEER_KMS_SESSION_TOKEN")};
+                     secret_of(peer_env("IK_PEER_KMS_SESSION_TOKEN"))};
     return s;
 }
 
@@ -249,7 +249,7 @@ TEST_CASE("KMS settings come from the keys entry, then the AWS environment, then
         secrets::SecretStorages storages(cfg, env);
         auto s = providers::awskms_settings(cfg, entry, storages, env);
         CHECK(s.credentials.access_key_id == "AKIDOPS");
-        CHECK(s.credentials.session_token == "t2");
+        CHECK(ik::as_text(s.credentials.session_token) == "t2");
         CHECK(s.region == "ap-south-1");
     }
     SUBCASE("environment credentials and region win over the files") {
@@ -260,7 +260,7 @@ TEST_CASE("KMS settings come from the keys entry, then the AWS environment, then
         secrets::SecretStorages storages(cfg, env);
         auto s = providers::awskms_settings(cfg, entry, storages, env);
         CHECK(s.credentials.access_key_id == "AKIDENV");
-        CHECK(s.credentials.session_token == "t3");
+        CHECK(ik::as_text(s.credentials.session_token) == "t3");
         CHECK(s.region == "eu-central-1");
     }
     SUBCASE("the keys entry wins, its secrets resolved as references") {
@@ -601,7 +601,7 @@ TEST_CASE("an AssumeRoleWithWebIdentity answer gives the temporary credentials, 
         "sts");
     CHECK(credentials.access_key_id == "ASIAEXAMPLE");
     CHECK(std::string(as_text(credentials.secret_access_key)) == "wJalr/K7<x");
-    CHECK(credentials.session_token == "FwoG&token");
+    CHECK(ik::as_text(credentials.session_token) == "FwoG&token");
     Error e = error_of([] { providers::sts_credentials_of("<ErrorResponse/>", "sts here"); });
     CHECK(e.code() == ExitCode::provider);
     CHECK(std::string(e.what()) == "sts here: the answer has no Credentials");

@@ -70,7 +70,7 @@ std::string header_in(const std::string& raw, const std::string& name) {
 
 sigv4::Credentials suite_credentials() {
     std::string secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-    return {"AKIDEXAMPLE", ik::SecretBytes(secret.begin(), secret.end()), ""};
+    return {"AKIDEXAMPLE", ik::SecretBytes(secret.begin(), secret.end()), {}};
 }
 
 std::vector<fs::path> suite_cases() {
@@ -97,7 +97,7 @@ TEST_CASE("every case of the AWS SigV4 test suite signs to the expected canonica
         // signing, so it is not signed at all; post-sts-header-before carries it in its .req.
         std::string sreq = read(base.string() + ".sreq");
         std::string token = header_in(sreq, "X-Amz-Security-Token");
-        if (!token.empty() && name != "post-sts-header-after") credentials.session_token = token;
+        if (!token.empty() && name != "post-sts-header-after") credentials.session_token = ik::SecretBytes(token.begin(), token.end());
 
         sigv4::Scope scope{"us-east-1", "service", header_in(read(req), "X-Amz-Date")};
         sigv4::Signature signature = sigv4::sign(message, credentials, scope);
@@ -111,7 +111,7 @@ TEST_CASE("a session token that the headers do not carry is signed as x-amz-secu
     sigv4::Message message{"POST", "/", "", {{"Host", "kms.us-east-1.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}}, "{}"};
     sigv4::Credentials credentials = suite_credentials();
     std::string without = sigv4::sign(message, credentials, {"us-east-1", "kms", "20150830T123600Z"}).authorization;
-    credentials.session_token = "token";
+    credentials.session_token = ik::SecretBytes{'t', 'o', 'k', 'e', 'n'};
     sigv4::Signature with = sigv4::sign(message, credentials, {"us-east-1", "kms", "20150830T123600Z"});
     CHECK(with.signed_headers == "host;x-amz-date;x-amz-security-token");
     CHECK(with.authorization != without);
