@@ -245,8 +245,12 @@ const std::vector<std::string> server_options = {
 };
 
 bool is_server_option(const std::string& key) {
-    return std::any_of(server_options.begin(), server_options.end(),
-                       [&](const std::string& option) { return lower(option) == key; });
+    static const std::set<std::string> lowered = [] {
+        std::set<std::string> out;
+        for (const auto& option : server_options) out.insert(lower(option));
+        return out;
+    }();
+    return lowered.count(key) != 0;
 }
 
 // Keys the server would ignore (a typo leaves its default in place) and keys given twice (only
