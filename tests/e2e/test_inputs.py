@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import unittest
 
-from harness import BIN, E2E, EXIT
+from harness import BIN, E2E, EXIT, SANITIZER_REPORTS
 
 PASSPHRASE = "correct horse battery staple"
 FAST_KDF = ["--scrypt-work-factor", "10"]
@@ -478,6 +478,7 @@ class ExitCodeTableTest(E2E):
         finally:
             other.close()
 
+    @unittest.skipIf(SANITIZER_REPORTS, "AddressSanitizer reserves terabytes of address space: no ulimit -v applies")
     def test_2_kdf_memory_the_host_cannot_give_is_a_clear_error(self):
         backup = os.path.join(self.inst.dir, "keys.backup")
         before = digests(self.inst.dir)
