@@ -263,26 +263,33 @@ std::string format(const Payload& payload) {
 
 std::string seal(const SecretBytes& key, ByteView plaintext, const KeyId& key_id,
                  std::string_view root_key_id, const std::optional<Bytes>& nonce) {
+    return Sealer(key, key_id, root_key_id).seal(plaintext, nonce);
+}
+
+Sealer::Sealer(const SecretBytes& key, const KeyId& key_id, std::string_view root_key_id)
+    : cipher_(Botan::AEAD_Mode::create_or_throw(std::string(cipher_name), Botan::ENCRYPTION)) {
     require_key_size(key.size());
-    if (nonce && nonce->size() != nonce_size)
-        throw std::invalid_argument(fmt::format("nonce is {} bytes; GCM here needs {}", nonce->size(), nonce_size));
     if (root_key_id.size() > 255)
         throw std::invalid_argument(fmt::format("root key id is {} bytes; the sealed format allows at most 255",
                                                 root_key_id.size()));
-    Payload payload;
-    payload.algorithm = std::string(algorithm);
-    payload.key_id.assign(key_id.begin(), key_id.end());
-    payload.root_key_id = std::string(root_key_id);
-    payload.nonce = nonce ? *nonce : crypto::random_bytes(nonce_size);
+    cipher_->set_key(key);
+    payload_.algorithm = std::string(algorithm);
+    payload_.key_id.assign(key_id.begin(), key_id.end());
+    payload_.root_key_id = std::string(root_key_id);
+}
 
-    auto cipher = Botan::AEAD_Mode::create_or_throw(std::string(cipher_name), Botan::ENCRYPTION);
-    cipher->set_key(key);
-    cipher->start(payload.nonce);
-    // The buffer holds plaintext until finish() turns it into ciphertext, so keep it in secure memory.
-    SecretBytes buffer(plaintext.begin(), plaintext.end());
-    cipher->finish(buffer);
-    payload.ciphertext.assign(buffer.begin(), buffer.end());
-    return format(payload);
+Sealer::~Sealer() = default;
+Sealer::Sealer(Sealer&&) noexcept = default;
+
+std::string Sealer::seal(ByteView plaintext, const std::optional<Bytes>& nonce) {
+    if (nonce && nonce->size() != nonce_size)
+        throw std::invalid_argument(fmt::format("nonce is {} bytes; GCM here needs {}", nonce->size(), nonce_size));
+    payload_.nonce = nonce ? *nonce : crypto::random_bytes(nonce_size);
+    cipher_->start(payload_.nonce);
+    buffer_.assign(plaintext.begin(), plaintext.end());
+    cipher_->finish(buffer_);
+    payload_.ciphertext.assign(buffer_.begin(), buffer_.end());
+    return format(payload_);
 }
 
 SecretBytes unseal(const SecretBytes& key, std::string_view text, const KeyId& expected_key_id) {

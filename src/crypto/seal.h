@@ -79,6 +79,23 @@ private:
     Bytes decoded_;
 };
 
+// A reusable sealer for sealing many values under one key (rotate-data-key): the cipher keyed
+// once and the payload's fixed fields kept, so each value costs a nonce, GCM and base64. seal()
+// is this for one value. Not thread-safe; one per worker.
+class Sealer {
+public:
+    // Throws std::invalid_argument for a key that is not 32 bytes or a root key id over 255 bytes.
+    Sealer(const SecretBytes& key, const KeyId& key_id, std::string_view root_key_id);
+    ~Sealer();
+    Sealer(Sealer&&) noexcept;
+    std::string seal(ByteView plaintext, const std::optional<Bytes>& nonce = std::nullopt);
+
+private:
+    std::unique_ptr<Botan::AEAD_Mode> cipher_;
+    Payload payload_;     // algorithm, key id and root key id fixed; nonce and ciphertext per value
+    SecretBytes buffer_;  // plaintext until finish() turns it into ciphertext
+};
+
 // A reusable opener for scanning many values under one key: holds the cipher object and
 // scratch buffers so the hot loop does not allocate. Not thread-safe; one per worker.
 class Opener {

@@ -97,12 +97,13 @@ ValueTransform rekey_id(const seal::KeyId& from, const seal::KeyId& to) {
 
 ValueTransform reseal(const OpenDbKey& from, const SecretBytes& to_key, const seal::KeyId& to_id,
                       const std::string& root_key_id) {
-    // One opener for the whole rewrite (it keeps its cipher and buffers); shared because
+    // One opener and one sealer for the whole rewrite (each keyed once, with its buffers); shared because
     // std::function copies its target.
     auto opener = std::make_shared<seal::Opener>(from.plaintext, from.key_id);
-    return [opener, to_key, to_id, root_key_id](std::string_view text) -> std::optional<std::string> {
+    auto sealer = std::make_shared<seal::Sealer>(to_key, to_id, root_key_id);
+    return [opener, sealer](std::string_view text) -> std::optional<std::string> {
         if (opener->open(text) != seal::Failure::none) return std::nullopt;
-        return seal::seal(to_key, opener->plaintext(), to_id, root_key_id);
+        return sealer->seal(opener->plaintext());
     };
 }
 
