@@ -307,6 +307,19 @@ class E2E(unittest.TestCase):
         self.inst.close()
         assert_no_sanitizer_report("")  # reports of commands started without Installation.run
 
+    def mount_tmpfs(self, size):
+        """A tmpfs of `size` (bytes, or "64k") on a new temp dir, for full-disk tests; unmounted after
+        the test. Skips the test where mounting is not allowed (not root)."""
+        d = tempfile.mkdtemp(prefix="infra-keys-tmpfs-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", d],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(d)
+            self.skipTest(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        self.addCleanup(os.rmdir, d)  # cleanups run last first: unmount, then remove the directory
+        self.addCleanup(subprocess.run, ["umount", "-l", d], capture_output=True)
+        return d
+
     def assertExit(self, result, name):
         self.assertEqual(result.returncode, EXIT[name],
                          f"expected exit {name}; got {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -28,12 +27,6 @@ class PipelineTest(E2E):
     def setUp(self):
         super().setUp()
         self.inst.seed(values_per_column=6)
-        self.mounts = []
-
-    def tearDown(self):
-        for m in reversed(self.mounts):
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        super().tearDown()
 
     # --- helpers ------------------------------------------------------------------------------
     def key_dir(self):
@@ -64,15 +57,6 @@ class PipelineTest(E2E):
         self.assertExit(real, name)
         self.assertUnchanged(before, real)
         return real
-
-    def mount_tmpfs(self, size="64k"):
-        d = tempfile.mkdtemp(prefix="infra-keys-tmpfs-")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", d], capture_output=True)
-        if r.returncode != 0:
-            os.rmdir(d)
-            self.skipTest(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-        self.mounts.append(d)
-        return d
 
     def move_key_to(self, directory):
         path = os.path.join(directory, "root.key")
@@ -151,7 +135,7 @@ class PipelineTest(E2E):
         self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
 
     def test_a_read_only_key_directory_is_refused_before_anything_is_written(self):
-        d = self.mount_tmpfs()
+        d = self.mount_tmpfs("64k")
         self.move_key_to(d)
         subprocess.run(["mount", "-o", "remount,ro", d], check=True)
         r = self.assertRefusalPredicted(["rotate-root"], "provider")

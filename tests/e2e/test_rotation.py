@@ -282,26 +282,12 @@ class JournalRoomTest(E2E):
     def setUp(self):
         super().setUp()
         self.inst.seed(values_per_column=300)
-        self.mounts = []
-
-    def tearDown(self):
-        for mount in self.mounts:
-            subprocess.run(["umount", mount], check=False)
-            os.rmdir(mount)
-        super().tearDown()
 
     def move_database_to_tmpfs(self, free_fraction):
         """The database on a tmpfs of its own size plus free_fraction of it (whole 4 KiB pages)."""
         size = os.path.getsize(self.inst.db.path)
-        mount = os.path.join(self.inst.dir, f"disk{len(self.mounts)}")
-        os.mkdir(mount)
         pages = (size + int(size * free_fraction)) // 4096 + 1
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={pages * 4096}", "tmpfs", mount],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            os.rmdir(mount)
-            self.skipTest(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-        self.mounts.append(mount)
+        mount = self.mount_tmpfs(pages * 4096)
         moved = os.path.join(mount, "sqlite3.db")
         shutil.copyfile(self.inst.db.path, moved)
         self.inst.db.path = moved
