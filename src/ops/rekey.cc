@@ -44,10 +44,12 @@ void refuse_blocking(const Census& census, store::KeyStore& store) {
                 "run `infra-keys verify --level full` to see each one");
 }
 
-// Carries one column's values over with `transform`. The census before proved each value it
-// must touch opens; the census after proves they open under the new row.
-uint64_t carry_over_column(store::Transaction& tx, const store::EncryptedColumn& column, const ValueTransform& transform) {
-    return tx.rewrite_values(column, [&](const store::StoredValue& value) { return transform(value.text); });
+// Carries every sealed value of one table over with `transform`, each row in one UPDATE. The
+// census before proved each value it must touch opens; the census after proves they open under
+// the new row.
+std::vector<uint64_t> carry_over_table(store::Transaction& tx, const std::vector<store::EncryptedColumn>& columns,
+                                       const ValueTransform& transform) {
+    return tx.rewrite_values(columns, [&](const store::StoredValue& value) { return transform(value.text); });
 }
 
 // The proof before commit: the same values, all opening under the new key id, none left behind.
@@ -60,6 +62,17 @@ void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& s
     if (sealed_by_column(before) != sealed_by_column(after))
         fail(ExitCode::database, "after re-keying, {} holds {} sealed values where it held {} before; nothing committed",
              store.describe(), after.sealed(), before.sealed());
+}
+
+// The census's columns holding sealed values, grouped by table (a census lists them table by table).
+std::vector<std::vector<const ColumnCensus*>> sealed_tables(const Census& census) {
+    std::vector<std::vector<const ColumnCensus*>> tables;
+    for (const auto& c : census.columns) {
+        if (c.sealed == 0) continue;
+        if (tables.empty() || tables.back().front()->column.table != c.column.table) tables.emplace_back();
+        tables.back().push_back(&c);
+    }
+    return tables;
 }
 
 std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
@@ -158,13 +171,16 @@ RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const O
     seal::KeyId new_id = seal::key_id_of(next.wrapped);
     // A re-wrap that keeps the wrapped bytes' key id leaves every value as it is.
     if (new_id != current.key_id || target.db_key != current.plaintext) {
-        for (const auto& column : before.columns) {
-            if (column.sealed == 0) continue;
-            uint64_t rewritten = carry_over_column(*tx, column.column, target.transform);
-            if (rewritten != column.sealed)
-                fail(ExitCode::database, "{} changed while infra-keys re-keyed it ({} values rewritten, {} counted); "
-                     "nothing committed", column.column.name(), rewritten, column.sealed);
-            counts.values += rewritten;
+        for (const auto& table : sealed_tables(before)) {
+            std::vector<store::EncryptedColumn> columns;
+            for (const auto* c : table) columns.push_back(c->column);
+            auto rewritten = carry_over_table(*tx, columns, target.transform);
+            for (size_t i = 0; i < table.size(); ++i) {
+                if (rewritten[i] != table[i]->sealed)
+                    fail(ExitCode::database, "{} changed while infra-keys re-keyed it ({} values rewritten, {} counted); "
+                         "nothing committed", table[i]->column.name(), rewritten[i], table[i]->sealed);
+                counts.values += rewritten[i];
+            }
         }
         prove_rekeyed(before, take_census(store, target.db_key, new_id, options), store);
     }

@@ -76,12 +76,16 @@ public:
     virtual std::optional<KeyRow> live_key(const std::string& name) = 0;  // re-read under the lock
     virtual void insert_key(const KeyRow& row) = 0;
     virtual void update_key(const KeyRow& row) = 0;  // by id: encrypted, algorithm, root_key_id, updated_at
-    // Visits every non-empty value of `column` in row order, in bounded memory, and writes back
-    // the ones the rewriter replaces (as TEXT or BLOB, per column.blob) with ordinary UPDATEs, so
-    // the table's triggers fire as for the server's own writes. Rows are addressed by primary key,
-    // or in a table without one by SQLite's rowid / PostgreSQL's ctid under the transaction's row
-    // lock (SELECT … FOR UPDATE), which keeps it exact until commit. Returns values rewritten.
-    virtual uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) = 0;
+    // Visits every non-empty value of `columns` (all of one table), each row once and in no set
+    // order, in bounded memory, and writes back the ones the rewriter replaces with ordinary
+    // UPDATEs, so the table's triggers fire as for the server's own writes. One UPDATE sets every
+    // rewritten column of a row: one new row version per row, not one per column. A value keeps
+    // its type: TEXT stays TEXT and BLOB stays BLOB (PostgreSQL: per column.blob). Rows are
+    // addressed by primary key, or in a table without one by SQLite's rowid / PostgreSQL's ctid
+    // under the transaction's row lock (SELECT … FOR UPDATE), which keeps it exact until commit.
+    // Returns the values rewritten per column, in the order of `columns`.
+    virtual std::vector<uint64_t> rewrite_values(const std::vector<EncryptedColumn>& columns,
+                                                 const ValueRewriter& rewrite) = 0;
     virtual void commit() = 0;
 };
 

@@ -9,8 +9,8 @@ namespace ik::store {
 
 #define IK_LIBPQ_FUNCTIONS(X)                                                                             \
     X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)   \
-    X(PQdb) X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQfinish) X(PQfreemem) X(PQgetisnull)           \
-    X(PQgetlength) X(PQgetvalue) X(PQhost) X(PQntuples) X(PQport) X(PQresultErrorField)                   \
+    X(PQdb) X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQfinish) X(PQfreemem) X(PQgetisnull)           \
+    X(PQgetlength) X(PQgetvalue) X(PQhost) X(PQntuples) X(PQport) X(PQprepare) X(PQresultErrorField)                   \
     X(PQresultErrorMessage) X(PQresultStatus) X(PQstatus) X(PQtransactionStatus)
 
 struct Libpq {

@@ -110,7 +110,7 @@ ConnectionParams parse_conninfo(const std::string& conninfo, std::string_view wh
 
 struct Param {
     std::string value;
-    bool binary = false;  // bytea as raw bytes; everything else as text
+    bool binary = false;  // PostgreSQL's binary format (bytea as raw bytes, BinaryArray); else text
     bool null = false;
 
     static Param text(std::string v) { return {std::move(v), false, false}; }
@@ -185,18 +185,24 @@ public:
     bool in_transaction() const { return transaction_status() != PQTRANS_IDLE; }
 
     Result exec(std::string_view what, const std::string& sql, const std::vector<Param>& params = {}) {
-        std::vector<const char*> values;
-        std::vector<int> lengths, formats;
-        for (const auto& p : params) {
-            values.push_back(p.null ? nullptr : p.value.c_str());
-            lengths.push_back(static_cast<int>(p.value.size()));
-            formats.push_back(p.binary ? 1 : 0);
-        }
+        return run(what, params, [&](const char* const* values, const int* lengths, const int* formats) {
+            return libpq().PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values, lengths,
+                                        formats, /*binary results*/ 1);
+        });
+    }
+
+    // A statement run many times in a row: planned once (the server keeps a generic plan after a
+    // few runs), where exec() would plan it again on every run.
+    void prepare(std::string_view what, const std::string& name, const std::string& sql) {
         bool was_in_transaction = in_transaction();
-        Result r(libpq().PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
-                              lengths.data(), formats.data(), /*binary results*/ 1));
+        Result r(libpq().PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
         check(what, r, was_in_transaction);
-        return r;
+    }
+    Result exec_prepared(std::string_view what, const std::string& name, const std::vector<Param>& params) {
+        return run(what, params, [&](const char* const* values, const int* lengths, const int* formats) {
+            return libpq().PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), values, lengths,
+                                          formats, /*binary results*/ 1);
+        });
     }
 
     // Several statements in one round trip (DDL); no parameters.
@@ -220,6 +226,21 @@ public:
 
 private:
     static std::string secret_of(const ConnectionParams& params) { return param_value(params, "password"); }
+
+    template <typename Send>
+    Result run(std::string_view what, const std::vector<Param>& params, Send send) {
+        std::vector<const char*> values;
+        std::vector<int> lengths, formats;
+        for (const auto& p : params) {
+            values.push_back(p.null ? nullptr : p.value.c_str());
+            lengths.push_back(static_cast<int>(p.value.size()));
+            formats.push_back(p.binary ? 1 : 0);
+        }
+        bool was_in_transaction = in_transaction();
+        Result r(send(values.data(), lengths.data(), formats.data()));
+        check(what, r, was_in_transaction);
+        return r;
+    }
     std::string scrub(const char* message) const { return scrubbed(message ? message : "", password_); }
 
     void check(std::string_view what, const Result& r, bool was_in_transaction) {
@@ -250,6 +271,8 @@ public:
 
     Connection& conn() { return conn_; }
     const std::string& target() const { return conn_.target(); }
+    // A name not used before on this connection (for prepared statements).
+    std::string unique_name(std::string_view prefix) { return fmt::format("{}_{}", prefix, ++names_); }
 
     bool has_table(const std::string& table) {
         auto r = conn_.exec("reading the schema", "SELECT to_regclass($1) IS NOT NULL", {Param::text(sql_name(table))});
@@ -322,28 +345,54 @@ public:
 private:
     Connection conn_;
     std::map<std::string, TableShape> shapes_;
+    uint64_t names_ = 0;
 };
 
-// A PostgreSQL array literal of the given elements, every element quoted.
-void append_array_element(std::string& array, std::string_view element) {
-    array += array.empty() ? "{\"" : ",\"";
-    for (char c : element) {
-        if (c == '"' || c == '\\') array += '\\';
-        array += c;
-    }
-    array += '"';
-}
+constexpr uint32_t bytea_oid = 17, text_oid = 25;
 
-std::string bytea_text(std::string_view bytes) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string text = "\\x";
-    text.reserve(2 + bytes.size() * 2);
-    for (unsigned char b : bytes) {
-        text += hex[b >> 4];
-        text += hex[b & 0xf];
+// A one-dimensional array in PostgreSQL's binary format (what array_recv reads), element by
+// element: no quoting here and no parsing on the server, and bytea travels as its raw bytes.
+class BinaryArray {
+public:
+    explicit BinaryArray(uint32_t element_type) {
+        put(1);             // dimensions
+        put(0);             // has NULLs, set by param()
+        put(element_type);  // checked by the server against the parameter's type
+        put(0);             // elements, set by param()
+        put(1);             // lower bound
     }
-    return text;
-}
+    void add(std::string_view element) {
+        put(static_cast<uint32_t>(element.size()));
+        data_.append(element);
+        ++size_;
+    }
+    void add_null() {
+        put(0xffffffffu);  // length -1
+        has_null_ = true;
+        ++size_;
+    }
+    size_t size() const { return size_; }
+    // The array as a binary parameter; the builder is spent.
+    Param param() {
+        patch(4, has_null_ ? 1 : 0);
+        patch(12, static_cast<uint32_t>(size_));
+        return Param{std::move(data_), true, false};
+    }
+
+private:
+    void put(uint32_t v) {
+        char bytes[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                         static_cast<char>(v)};
+        data_.append(bytes, 4);
+    }
+    void patch(size_t at, uint32_t v) {
+        for (int i = 0; i < 4; ++i) data_[at + i] = static_cast<char>(v >> (24 - 8 * i));
+    }
+
+    std::string data_;
+    size_t size_ = 0;
+    bool has_null_ = false;
+};
 
 class PgTransaction : public Transaction {
 public:
@@ -374,9 +423,10 @@ public:
             fail(ExitCode::database, "postgres {}: encryption_keys row {} not found", db_.target(), row.id);
     }
 
-    uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) override {
-        if (db_.shape(column.table).primary_key.empty()) return rewrite_by_ctid(column, rewrite);
-        return rewrite_by_key(column, rewrite);
+    std::vector<uint64_t> rewrite_values(const std::vector<EncryptedColumn>& columns,
+                                         const ValueRewriter& rewrite) override {
+        require_one_table(columns);
+        return rewrite_table(columns, rewrite);
     }
 
     void commit() override {
@@ -393,113 +443,92 @@ public:
 
 private:
     static Param timestamp(const std::string& text) { return text.empty() ? Param::null_value() : Param::text(text); }
-    uint64_t rewrite_by_key(const EncryptedColumn& column, const ValueRewriter& rewrite);
-    uint64_t rewrite_by_ctid(const EncryptedColumn& column, const ValueRewriter& rewrite);
+    std::vector<uint64_t> rewrite_table(const std::vector<EncryptedColumn>& columns, const ValueRewriter& rewrite);
 
     Database& db_;
     bool done_ = false;
 };
 
-// Keyset pagination on the primary key: read a page, collect the replacements, then write them
-// all with one UPDATE … FROM unnest(…). Memory is one page; round trips are two per page.
-uint64_t PgTransaction::rewrite_by_key(const EncryptedColumn& column, const ValueRewriter& rewrite) {
-    const TableShape& shape = db_.shape(column.table);
-    const auto& key = shape.primary_key;
-    std::string what = "rewriting " + column.name();
-
-    std::string table = sql_name(column.table), col = sql_name(column.column), key_list, key_text, after, join, unnest;
-    for (size_t i = 0; i < key.size(); ++i) {
-        std::string sep = i ? ", " : "";
-        key_list += sep + sql_name(key[i].name);
-        // Aliased, so that ORDER BY and the keyset condition both mean the column, not its text.
-        key_text += fmt::format("{}CAST({} AS TEXT) AS k{}", sep, sql_name(key[i].name), i);
-        after += fmt::format("{}${}::{}", sep, i + 1, key[i].type);
-        join += fmt::format("{}target.{} = v.k{}", i ? " AND " : "", sql_name(key[i].name), i);
-        unnest += fmt::format("${}::{}[], ", i + 1, key[i].type);
-    }
-    std::string select = fmt::format("SELECT {}, {} AS row_label, {} AS value FROM {} WHERE {} IS NOT NULL", key_text,
-                                     db_.row_label(column),
-                                     col, table, col);
-    std::string first_page = fmt::format("{} ORDER BY {} LIMIT {}", select, key_list, rewrite_page_rows);
-    std::string next_page = fmt::format("{} AND ({}) > ({}) ORDER BY {} LIMIT {}", select, key_list, after, key_list,
-                                        rewrite_page_rows);
-    std::string value_names;
-    for (size_t i = 0; i < key.size(); ++i) value_names += fmt::format("k{}, ", i);
-    std::string update = fmt::format("UPDATE {} AS target SET {} = v.val FROM unnest({}${}::{}[]) AS v({}val) WHERE {}",
-                                     table, col, unnest, key.size() + 1, column.blob ? "bytea" : "text", value_names, join);
-
-    const int key_count = static_cast<int>(key.size());
-    std::vector<Param> last;
-    uint64_t rewritten = 0;
-    for (;;) {
-        auto page = db_.conn().exec(what, last.empty() ? first_page : next_page, last);
-        std::vector<std::string> key_arrays(key.size());
-        std::string values;
-        size_t replaced = 0;
-        for (int row = 0; row < page.rows(); ++row) {
-            StoredValue value{page.view(row, key_count), page.view(row, key_count + 1)};
-            if (value.text.empty()) continue;
-            auto replacement = rewrite(value);
-            if (!replacement) continue;
-            for (int k = 0; k < key_count; ++k) append_array_element(key_arrays[k], page.view(row, k));
-            append_array_element(values, column.blob ? bytea_text(*replacement) : *replacement);
-            ++replaced;
-        }
-        if (replaced > 0) {
-            std::vector<Param> params;
-            for (auto& a : key_arrays) params.push_back(Param::text(a + "}"));
-            params.push_back(Param::text(values + "}"));
-            auto r = db_.conn().exec(what, update, params);
-            if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(replaced))
-                fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
-                     libpq().PQcmdTuples(r.get()), replaced);
-            rewritten += replaced;
-        }
-        if (page.rows() < rewrite_page_rows) return rewritten;
-        last.clear();
-        for (int k = 0; k < key_count; ++k) last.push_back(Param::text(page.text(page.rows() - 1, k)));
-    }
-}
-
-// A table without a primary key (destination_credentials from v0.20): a cursor locks each row as it
-// is fetched (FOR UPDATE), so its ctid cannot change under us until commit, and reads the table as
-// of its start, so the new row versions our UPDATEs create are never visited again. A page's
-// replacements go in one UPDATE whose `ctid = ANY(…)` is a TID scan, not a table scan.
-uint64_t PgTransaction::rewrite_by_ctid(const EncryptedColumn& column, const ValueRewriter& rewrite) {
+// One pass over a table. A cursor reads the rows holding a value in any of the columns; each
+// page's replacements go back in one UPDATE … FROM unnest(…) that sets every rewritten column of
+// a row at once (a column without a replacement gets NULL there and keeps its value). Rows are
+// addressed by primary key; in a table without one (destination_credentials from v0.20) by ctid,
+// which the cursor's FOR UPDATE keeps from changing under us until commit. The cursor reads the
+// table as of its start, so the row versions our UPDATEs create are never visited again.
+// Memory is one page; round trips are two per page.
+std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedColumn>& columns,
+                                                   const ValueRewriter& rewrite) {
     auto& conn = db_.conn();
-    std::string what = "rewriting " + column.name();
-    std::string table = sql_name(column.table), col = sql_name(column.column);
-    conn.exec(what, fmt::format("DECLARE infra_keys_rewrite BINARY NO SCROLL CURSOR FOR SELECT ctid::text, {}, {} "
-                                "FROM {} WHERE {} IS NOT NULL FOR UPDATE",
-                                db_.row_label(column), col, table, col));
+    const std::string& table_name = columns.front().table;
+    std::string what = "rewriting " + table_name, table = sql_name(table_name);
+    std::vector<TableShape::Column> address = db_.shape(table_name).primary_key;
+    const bool by_ctid = address.empty();
+    if (by_ctid) address = {{"ctid", "tid"}};
+
+    // Addresses travel as text and are cast back in the join, so every array is text or bytea.
+    std::string selected, any_stored, assignments, arrays, names, join;
+    for (size_t i = 0; i < address.size(); ++i) {
+        selected += fmt::format("CAST({} AS TEXT), ", sql_name(address[i].name));
+        arrays += fmt::format("${}::text[], ", i + 1);
+        names += fmt::format("a{}, ", i);
+        join += fmt::format("{}target.{} = v.a{}::{}", i ? " AND " : "", sql_name(address[i].name), i, address[i].type);
+    }
+    selected += db_.row_label(table_name);
+    for (size_t i = 0; i < columns.size(); ++i) {
+        std::string col = sql_name(columns[i].column);
+        selected += ", " + col;
+        any_stored += (i ? " OR " : "") + col + " IS NOT NULL";
+        assignments += fmt::format("{}{} = coalesce(v.v{}, target.{})", i ? ", " : "", col, i, col);
+        arrays += fmt::format("{}${}::{}[]", i ? ", " : "", address.size() + i + 1, columns[i].blob ? "bytea" : "text");
+        names += fmt::format("{}v{}", i ? ", " : "", i);
+    }
+    conn.exec(what, fmt::format("DECLARE infra_keys_rewrite BINARY NO SCROLL CURSOR FOR SELECT {} FROM {} WHERE {}{}",
+                                selected, table, any_stored, by_ctid ? " FOR UPDATE" : ""));
     std::string fetch = fmt::format("FETCH {} FROM infra_keys_rewrite", rewrite_page_rows);
-    std::string update = fmt::format("UPDATE {} SET {} = ($2::{}[])[array_position($1::tid[], ctid)] "
-                                     "WHERE ctid = ANY($1::tid[])",
-                                     table, col, column.blob ? "bytea" : "text");
-    uint64_t rewritten = 0;
+    // Prepared statements outlive a transaction: freed below on success, and named anew each
+    // time so that one a failed rewrite left behind is never in the way.
+    const std::string update = db_.unique_name("infra_keys_rewrite_update");
+    conn.prepare(what, update, fmt::format("UPDATE {} AS target SET {} FROM unnest({}) AS v({}) WHERE {}", table,
+                                           assignments, arrays, names, join));
+
+    const int width = static_cast<int>(columns.size()), label = static_cast<int>(address.size());
+    std::vector<uint64_t> rewritten(columns.size(), 0);
     for (;;) {
         auto page = conn.exec(what, fetch);
-        std::string ctids, values;
-        size_t replaced = 0;
+        std::vector<BinaryArray> addresses(address.size(), BinaryArray(text_oid)), values;
+        for (const auto& c : columns) values.emplace_back(c.blob ? bytea_oid : text_oid);
+        std::vector<std::optional<std::string>> row_replacements(columns.size());
         for (int row = 0; row < page.rows(); ++row) {
-            StoredValue value{page.view(row, 1), page.view(row, 2)};
-            if (value.text.empty()) continue;
-            auto replacement = rewrite(value);
-            if (!replacement) continue;
-            append_array_element(ctids, page.view(row, 0));
-            append_array_element(values, column.blob ? bytea_text(*replacement) : *replacement);
-            ++replaced;
+            bool changed = false;
+            for (int i = 0; i < width; ++i) {
+                StoredValue value{page.view(row, label), page.view(row, label + 1 + i)};
+                row_replacements[i] = value.text.empty() ? std::nullopt : rewrite(value);
+                changed = changed || row_replacements[i];
+            }
+            if (!changed) continue;
+            for (size_t k = 0; k < address.size(); ++k) addresses[k].add(page.view(row, static_cast<int>(k)));
+            for (int i = 0; i < width; ++i) {
+                if (!row_replacements[i]) {
+                    values[i].add_null();
+                    continue;
+                }
+                values[i].add(*row_replacements[i]);
+                ++rewritten[i];
+            }
         }
-        if (replaced > 0) {
-            auto r = conn.exec(what, update, {Param::text(ctids + "}"), Param::text(values + "}")});
-            if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(replaced))
+        if (size_t rows = addresses.front().size(); rows > 0) {
+            std::vector<Param> params;
+            for (auto& a : addresses) params.push_back(a.param());
+            for (auto& v : values) params.push_back(v.param());
+            auto r = conn.exec_prepared(what, update, params);
+            if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(rows))
                 fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
-                     libpq().PQcmdTuples(r.get()), replaced);
-            rewritten += replaced;
+                     libpq().PQcmdTuples(r.get()), rows);
         }
         if (page.rows() < rewrite_page_rows) break;
     }
     conn.exec(what, "CLOSE infra_keys_rewrite");
+    conn.exec(what, "DEALLOCATE " + update);
     return rewritten;
 }
 

@@ -7,6 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "store/key_store.h"
+#include "util/error.h"
+
 namespace ik::store {
 
 
@@ -55,6 +58,13 @@ inline std::string row_label_sql(const TableShape& shape, std::string_view fallb
         sql += "'" + prefix + "' || coalesce(CAST(" + sql_name(key[i].name) + " AS TEXT), 'NULL')";
     }
     return sql;
+}
+
+// Transaction::rewrite_values rewrites one table per call: the columns of one row go into one UPDATE.
+inline void require_one_table(const std::vector<EncryptedColumn>& columns) {
+    bool one = !columns.empty() && std::all_of(columns.begin(), columns.end(),
+                                               [&](const EncryptedColumn& c) { return c.table == columns.front().table; });
+    if (!one) fail(ExitCode::internal, "rewrite_values needs the columns of exactly one table");
 }
 
 }  // namespace ik::store

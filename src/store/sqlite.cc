@@ -226,8 +226,10 @@ public:
         if (changed != 1) fail(ExitCode::database, "sqlite {}: encryption_keys row {} not found", db_.path(), row.id);
     }
 
-    uint64_t rewrite_values(const EncryptedColumn& column, const ValueRewriter& rewrite) override {
-        return db_.guarded("rewriting " + column.name(), [&] { return rewrite_pages(column, rewrite); });
+    std::vector<uint64_t> rewrite_values(const std::vector<EncryptedColumn>& columns,
+                                         const ValueRewriter& rewrite) override {
+        require_one_table(columns);
+        return db_.guarded("rewriting " + columns.front().table, [&] { return rewrite_pages(columns, rewrite); });
     }
 
     void commit() override {
@@ -236,17 +238,34 @@ public:
     }
 
 private:
+    // A replacement waiting for the page's read to finish, typed as the value it replaces.
+    struct Replacement {
+        std::string text;
+        bool blob = false;
+    };
+
     // Keyset pagination by rowid: read a page (views valid while the statement is on the row),
-    // collect replacements, finish the read, then write them. Memory is one page of replacements.
-    uint64_t rewrite_pages(const EncryptedColumn& column, const ValueRewriter& rewrite) {
-        std::string table = sql_name(column.table), col = sql_name(column.column);
+    // collect its rows' replacements, finish the read, then write each changed row with one
+    // UPDATE whose unchanged columns keep their value (a NULL parameter: coalesce). Memory is one
+    // page of replacements.
+    std::vector<uint64_t> rewrite_pages(const std::vector<EncryptedColumn>& columns, const ValueRewriter& rewrite) {
+        std::string table = sql_name(columns.front().table), selected, any_stored, assignments;
+        for (size_t i = 0; i < columns.size(); ++i) {
+            std::string col = sql_name(columns[i].column);
+            selected += ", " + col;
+            any_stored += (i ? " OR " : "") + col + " IS NOT NULL";
+            assignments += fmt::format("{}{} = coalesce(?{}, {})", i ? ", " : "", col, i + 1, col);
+        }
         SQLite::Statement page(db_.handle(),
-                               fmt::format("SELECT rowid, {}, {} FROM {} WHERE rowid > ? AND {} IS NOT NULL "
-                                           "ORDER BY rowid LIMIT {}",
-                                           db_.row_label(column), col, table, col, rewrite_page_rows));
-        SQLite::Statement update(db_.handle(), fmt::format("UPDATE {} SET {} = ? WHERE rowid = ?", table, col));
-        std::vector<std::pair<int64_t, std::string>> replacements;
-        uint64_t rewritten = 0;
+                               fmt::format("SELECT rowid, {}{} FROM {} WHERE rowid > ? AND ({}) ORDER BY rowid LIMIT {}",
+                                           db_.row_label(columns.front().table), selected, table, any_stored,
+                                           rewrite_page_rows));
+        SQLite::Statement update(db_.handle(), fmt::format("UPDATE {} SET {} WHERE rowid = ?{}", table, assignments,
+                                                           columns.size() + 1));
+        const size_t width = columns.size();
+        std::vector<int64_t> rowids;
+        std::vector<std::optional<Replacement>> replacements;  // width per row of `rowids`
+        std::vector<uint64_t> rewritten(width, 0);
         int64_t last_rowid = std::numeric_limits<int64_t>::min();
         for (;;) {
             page.reset();
@@ -255,22 +274,39 @@ private:
             while (page.executeStep()) {
                 ++rows;
                 last_rowid = page.getColumn(0).getInt64();
-                StoredValue value{bytes_of(page.getColumn(1)), bytes_of(page.getColumn(2))};
-                if (value.text.empty()) continue;
-                if (auto replacement = rewrite(value)) replacements.emplace_back(last_rowid, std::move(*replacement));
+                std::string_view label = bytes_of(page.getColumn(1));
+                size_t first = replacements.size();
+                bool changed = false;
+                for (size_t i = 0; i < width; ++i) {
+                    auto stored = page.getColumn(static_cast<int>(i + 2));
+                    StoredValue value{label, bytes_of(stored)};
+                    auto replacement = value.text.empty() ? std::nullopt : rewrite(value);
+                    replacements.push_back(replacement ? std::optional<Replacement>({std::move(*replacement), stored.isBlob()})
+                                                       : std::nullopt);
+                    changed = changed || replacement;
+                }
+                if (changed) rowids.push_back(last_rowid);
+                else replacements.resize(first);
             }
             page.reset();
-            for (auto& [rowid, text] : replacements) {
+            for (size_t r = 0; r < rowids.size(); ++r) {
                 update.reset();
-                // No copy: `text` outlives the statement's use of it (exec below).
-                if (column.blob)
-                    update.bindNoCopy(1, text.data(), static_cast<int>(text.size()));
-                else
-                    update.bindNoCopy(1, text);
-                update.bind(2, rowid);
+                update.clearBindings();
+                for (size_t i = 0; i < width; ++i) {
+                    const auto& replacement = replacements[r * width + i];
+                    if (!replacement) continue;  // NULL: the column keeps its value
+                    // No copy: the replacement outlives the statement's use of it (exec below).
+                    if (replacement->blob)
+                        update.bindNoCopy(static_cast<int>(i + 1), replacement->text.data(),
+                                          static_cast<int>(replacement->text.size()));
+                    else
+                        update.bindNoCopy(static_cast<int>(i + 1), replacement->text);
+                    ++rewritten[i];
+                }
+                update.bind(static_cast<int>(width + 1), rowids[r]);
                 update.exec();
             }
-            rewritten += replacements.size();
+            rowids.clear();
             replacements.clear();
             if (rows < rewrite_page_rows) return rewritten;
         }

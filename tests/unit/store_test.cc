@@ -2,12 +2,14 @@
 // (tests/pg/with-postgres sets it). Every shared case runs once per backend.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -315,7 +317,7 @@ TEST_CASE("a scan inside an open write transaction sees its writes and survives 
         b.exec("INSERT INTO providers (id, client_secret) VALUES (1, 'a'), (2, 'b')");
         auto s = b.open();
         auto tx = s->begin_exclusive();
-        tx->rewrite_values(column("providers", "client_secret"), [](auto& v) { return "new-" + std::string(v.text); });
+        tx->rewrite_values({column("providers", "client_secret")}, [](auto& v) { return "new-" + std::string(v.text); });
         auto stop = [](const store::StoredValue&) -> bool { throw std::runtime_error("visitor failed"); };
         CHECK_THROWS_AS(s->scan_values(column("providers", "client_secret"), stop), std::runtime_error);
         using Seen = std::vector<std::pair<std::string, std::string>>;
@@ -388,17 +390,76 @@ TEST_CASE("rewrite_values addresses the rows of a table without a primary key ex
         auto s = b.open();
         auto tx = s->begin_exclusive();
         uint64_t visited = 0;
-        CHECK(tx->rewrite_values(store::EncryptedColumn{"creds", "bearer_token", false}, [&](const store::StoredValue& v) -> std::optional<std::string> {
+        CHECK(tx->rewrite_values({store::EncryptedColumn{"creds", "bearer_token", false}}, [&](const store::StoredValue& v) -> std::optional<std::string> {
             ++visited;
             if (v.text == "old-600") return std::nullopt;
             return "new-" + std::string(v.text);
-        }) == 1203);
+        }) == std::vector<uint64_t>{1203});
         CHECK(visited == 1204);  // each row once, never its new version again
         tx->commit();
         CHECK(b.cell("creds", "bearer_token", "user_id = 1") == "new-old-1");
         CHECK(b.cell("creds", "bearer_token", "user_id = 600") == "old-600");
         CHECK(b.cell("creds", "bearer_token", "user_id = 1203") == "new-old-1203");
     });
+}
+
+TEST_CASE("rewrite_values sets every rewritten column of a row in one UPDATE and leaves the others as they are") {
+    for_each_backend([](Backend& b) {
+        // Counts the UPDATEs each row receives, as an audit trigger of the server's would see them.
+        b.exec("CREATE TABLE row_updates (provider_id bigint)");
+        if (b.name() == "sqlite") {
+            b.exec("CREATE TRIGGER count_updates AFTER UPDATE ON provider_users BEGIN "
+                   "INSERT INTO row_updates VALUES (NEW.provider_id); END");
+        } else {
+            b.exec("CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN INSERT INTO row_updates VALUES (NEW.provider_id); RETURN NEW; END $$");
+            b.exec("CREATE TRIGGER count_updates AFTER UPDATE ON provider_users FOR EACH ROW EXECUTE FUNCTION count_update()");
+        }
+        b.exec("INSERT INTO provider_users (identity_id, provider_id, access_token, refresh_token) VALUES "
+               "(1, 1, 'a', 'b'), (1, 2, 'c', ''), (1, 3, NULL, 'keep'), (1, 4, 'keep', 'd'), (1, 5, NULL, NULL)");
+        auto s = b.open();
+        auto tx = s->begin_exclusive();
+        auto renew = [](const store::StoredValue& v) -> std::optional<std::string> {
+            if (v.text == "keep") return std::nullopt;
+            return "new-" + std::string(v.text);
+        };
+        CHECK(tx->rewrite_values({column("provider_users", "access_token"), column("provider_users", "refresh_token")},
+                                 renew) == std::vector<uint64_t>{2, 2});
+        tx->commit();
+        auto cell = [&](const char* column, int provider) {
+            return b.cell("provider_users", column, "provider_id = " + std::to_string(provider));
+        };
+        CHECK(cell("access_token", 1) == "new-a");
+        CHECK(cell("refresh_token", 1) == "new-b");
+        CHECK(cell("access_token", 2) == "new-c");
+        CHECK(cell("refresh_token", 2) == "");
+        CHECK(!cell("access_token", 3));
+        CHECK(cell("refresh_token", 3) == "keep");
+        CHECK(cell("access_token", 4) == "keep");
+        CHECK(cell("refresh_token", 4) == "new-d");
+        CHECK(!cell("access_token", 5));
+        // One UPDATE per changed row, none for a row without a replacement.
+        CHECK(b.value("SELECT CAST(count(*) AS TEXT) FROM row_updates") == "3");
+        CHECK(b.value("SELECT CAST(count(DISTINCT provider_id) AS TEXT) FROM row_updates") == "3");
+        CHECK(b.value("SELECT CAST(count(*) AS TEXT) FROM row_updates WHERE provider_id IN (3, 5)") == "0");
+        CHECK(b.cell_type("provider_users", "refresh_token", "provider_id = 1") == "text");
+    });
+}
+
+TEST_CASE("rewrite_values on SQLite keeps each value's storage class") {
+    SqliteBackend b;
+    b.exec("INSERT INTO provider_users (identity_id, provider_id, access_token) VALUES (1, 1, 'text'), (1, 2, "
+           "CAST('blob' AS BLOB))");
+    auto s = b.open();
+    auto tx = s->begin_exclusive();
+    CHECK(tx->rewrite_values({column("provider_users", "access_token")},
+                             [](const store::StoredValue& v) { return "new-" + std::string(v.text); }) ==
+          std::vector<uint64_t>{2});
+    tx->commit();
+    CHECK(b.cell("provider_users", "access_token", "provider_id = 1") == "new-text");
+    CHECK(b.cell_type("provider_users", "access_token", "provider_id = 1") == "text");
+    CHECK(b.cell("provider_users", "access_token", "provider_id = 2") == "new-blob");
+    CHECK(b.cell_type("provider_users", "access_token", "provider_id = 2") == "blob");
 }
 
 TEST_CASE("rewrite_values writes text columns back as TEXT and private_jwk as BLOB, page by page") {
@@ -416,14 +477,15 @@ TEST_CASE("rewrite_values writes text columns back as TEXT and private_jwk as BL
             if (v.text == "keep" || v.text == "old-600") return std::nullopt;
             return "new-" + std::string(v.text);
         };
-        CHECK(tx->rewrite_values(column("providers", "client_secret"), renew) == 1201);
-        CHECK(rows.size() == 1202);  // every non-empty value visited once, in id order
-        CHECK(rows.front() == "1");
-        CHECK(rows.back() == "1203");
+        CHECK(tx->rewrite_values({column("providers", "client_secret")}, renew) == std::vector<uint64_t>{1201});
+        CHECK(rows.size() == 1202);  // every non-empty value visited once
+        CHECK(std::set<std::string>(rows.begin(), rows.end()).size() == 1202);
+        CHECK(std::count(rows.begin(), rows.end(), "1203") == 1);
         rows.clear();
-        CHECK(tx->rewrite_values(column("provider_users", "access_token"), renew) == 1);
+        CHECK(tx->rewrite_values({column("provider_users", "access_token")}, renew) == std::vector<uint64_t>{1});
+        std::sort(rows.begin(), rows.end());
         CHECK(rows == std::vector<std::string>{"identity_id=5,provider_id=7", "identity_id=5,provider_id=8"});
-        CHECK(tx->rewrite_values(column("settings", "private_jwk"), renew) == 1);
+        CHECK(tx->rewrite_values({column("settings", "private_jwk")}, renew) == std::vector<uint64_t>{1});
         tx->commit();
 
         CHECK(b.cell("providers", "client_secret", "id = 1") == "new-old-1");
@@ -500,8 +562,8 @@ TEST_CASE("a transaction destroyed without commit leaves the database unchanged"
             row.id = 2;
             row.key_id = 999;
             tx->insert_key(row);
-            tx->rewrite_values(column("providers", "client_secret"), [](auto&) { return std::string("x"); });
-            tx->rewrite_values(column("provider_users", "access_token"), [](auto&) { return std::string("x"); });
+            tx->rewrite_values({column("providers", "client_secret")}, [](auto&) { return std::string("x"); });
+            tx->rewrite_values({column("provider_users", "access_token")}, [](auto&) { return std::string("x"); });
         }
         CHECK(b.snapshot() == before);
         CHECK_NOTHROW(s->begin_exclusive()->commit());  // the store is usable again
@@ -639,7 +701,7 @@ TEST_CASE("postgres: a connection terminated during a transaction is a database 
     auto row = *tx->live_key("dbkey");
     row.algorithm = "changed";
     tx->update_key(row);
-    tx->rewrite_values(column("providers", "client_secret"), [](auto&) { return std::string("x"); });
+    tx->rewrite_values({column("providers", "client_secret")}, [](auto&) { return std::string("x"); });
     b.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'infra-keys' "
            "AND pid <> pg_backend_pid()");
     try {
