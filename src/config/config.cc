@@ -387,6 +387,15 @@ bool file_storage_has_base_path(const Config& cfg, const std::string& name) {
 // (a KMS alias, a transit key name, a Kubernetes OBJECT/KEY) exactly as written, because
 // infra-keys hands the id to the provider and an absolutized alias would name a different key.
 void settle_root_key_id(Config& cfg, const Origins& origins) {
+    // Made absolute, an empty path would name the working directory: no provider has a key there.
+    if (cfg.db_encryption_key.empty()) {
+        auto where = origins.where.find("dbencryptionkey");
+        throw Error(ExitCode::usage,
+                    fmt::format("{} is empty",
+                                where == origins.where.end() ? std::string("dbEncryptionKey") : where->second),
+                    fmt::format("name the root key there, or leave dbEncryptionKey out for the server's default ({})",
+                                default_db_encryption_key));
+    }
     KeyProvider provider = cfg.active_provider();
     if (provider.kind != "native") return;
     std::string storage = provider.get("secretprovider", "file");

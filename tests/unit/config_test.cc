@@ -195,6 +195,14 @@ TEST_CASE("an unknown key provider kind names file, line and key") {
                      "(expected native, awskms or vault)");
 }
 
+TEST_CASE("an empty dbEncryptionKey is a usage error naming file and line, tagged or not (found by the fuzzer)") {
+    CHECK(usage_error("dbFile: /a\ndbEncryptionKey: \"\"\n") == "config /etc/infra.yaml line 2: dbEncryptionKey is empty");
+    CHECK(usage_error("dbEncryptionKey: !\n") == "config /etc/infra.yaml line 1: dbEncryptionKey is empty");
+    CHECK(usage_error("keys:\n  - kind: vault\n    config:\n      address: https://vault:8200\n"
+                      "dbEncryptionKeyProvider: vault\ndbEncryptionKey: ''\n")
+              .find("dbEncryptionKey is empty") != std::string::npos);
+}
+
 TEST_CASE("a list where a map is expected names file, line and key") {
     std::string message = usage_error("keys:\n  - kind: vault\n    config:\n      - address\n");
     CHECK(message.find("config /etc/infra.yaml line 4") != std::string::npos);
