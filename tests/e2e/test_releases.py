@@ -3,6 +3,7 @@ all of them over, checked by the independent reader (infra.py) as the server wou
 
 Runs on SQLite (the families that had it, up to v0.15.1) and, under e2e-postgres, on PostgreSQL
 (every family)."""
+import itertools
 import json
 import os
 import select
@@ -11,6 +12,7 @@ import unittest
 
 import infra
 import releases
+import remote
 from harness import BACKEND, E2E, read_file
 
 PASSPHRASE = "correct horse battery staple"
@@ -23,8 +25,8 @@ class ReleaseFamilies(E2E):
         self.inst = type(self.inst)()
         return releases.Fixture(self.inst, family).build()
 
-    def for_each_family(self, check):
-        for family in FAMILIES:
+    def for_each_family(self, check, families=FAMILIES):
+        for family in families:
             with self.subTest(family=family):
                 check(self.fixture(family))
 
@@ -96,6 +98,24 @@ class ReleaseFamilies(E2E):
                     fx.check_all_open(self)
             self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         self.for_each_family(check)
+
+    def test_every_family_before_v0_21_moves_from_the_native_key_to_a_remote_provider(self):
+        # awskms and vault in turn, so that both backends' families see both providers.
+        providers = itertools.cycle(remote.kms_and_vault(self))
+
+        def check(fx):
+            provider = next(providers)
+            r = remote.migrate(self.inst, provider)
+            self.assertExit(r, "ok")
+            self.assertIn("re-wrapped", r.stdout)
+            row = self.inst.db_key_row()
+            self.assertEqual((row["algorithm"], row["root_key_id"]), (provider.algorithm, provider.key))
+            # The row as the provider's own client opens it, and every value under its new key id.
+            fx.check_all_open(self, unwrap=provider.unwrap)
+            r = self.inst.run("verify", "--level", "full", "--json", env=provider.env)
+            self.assertExit(r, "ok")
+            self.assertEqual(json.loads(r.stdout)["values"], len(fx.sealed))
+        self.for_each_family(check, [f for f in FAMILIES if f in releases.REMOTE_PROVIDER_FAMILIES])
 
     # --- values the release does not explain ---------------------------------------------------
     def test_sealed_values_in_an_unknown_table_are_named_re_keyed_or_block_the_change(self):
