@@ -201,15 +201,27 @@ class PostgresOnlyReleases(E2E):
 
     def test_v0_21_refuses_a_root_key_provider_it_cannot_start_with(self):
         fx = self.fixture("v0.21.0")
-        self.inst.write_config("dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
-                               "      address: https://127.0.0.1:1\n      token: plaintext:t\n")
-        before = fx.snapshot()
-        for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path]):
-            r = self.inst.run(*args)
-            self.assertExit(r, "refused")
-            self.assertIn("v0.21.0", r.stderr)
-            self.assertIn("native root key in a file", r.stderr)
-        self.assertEqual(before, fx.snapshot())
+        native = os.path.join(self.inst.dir, "native.yaml")
+        shutil.copy(self.inst.config_path, native)
+        # Unreachable: the refusal comes before any provider is asked.
+        configs = {
+            "vault": "dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
+                     "      address: https://127.0.0.1:1\n      token: plaintext:t\n",
+            "awskms": "dbEncryptionKeyProvider: awskms\ndbEncryptionKey: alias/infra\nkeys:\n  - kind: awskms\n"
+                      "    config:\n      endpoint: https://127.0.0.1:1\n      region: us-east-1\n"
+                      "      accessKeyID: plaintext:AKID\n      secretAccessKey: plaintext:s\n",
+        }
+        for kind, config in configs.items():
+            self.inst.write_config(config)
+            before = fx.snapshot()
+            for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path], ["rewrap", "--from-config", native],
+                         ["rotate-data-key"]):
+                with self.subTest(provider=kind, args=args):
+                    r = self.inst.run(*args, env=remote.BASE_ENV)
+                    self.assertExit(r, "refused")
+                    self.assertIn("v0.21.0", r.stderr)
+                    self.assertIn(f"native root key in a file; the configured {kind} provider", r.stderr)
+                    self.assertEqual(before, fx.snapshot())
 
     def literal_password_config(self):
         """A role whose password looks like a secret reference to a storage that does not exist."""
@@ -250,6 +262,46 @@ class PostgresOnlyReleases(E2E):
         self.assertEqual(json.loads(r.stdout)["values"], len(fx.sealed))
         self.assertExit(self.inst.run("rotate-root"), "ok")
         fx.check_all_open(self)
+
+    def test_the_schema_of_the_search_path_is_the_servers_and_a_same_named_table_elsewhere_is_left_alone(self):
+        """The server's tables in schema infra, found through the connection's search_path (set in
+        dbConnectionString, or on the database); public.providers holds values sealed by the same db
+        key (and so may public.vendor_extension), but the server never reads them: the census does not
+        count them and no key change writes them."""
+        for how, search_path in (("dbConnectionString", "infra"), ("ALTER DATABASE", "infra"),
+                                 ("dbConnectionString", "infra,public")):
+            with self.subTest(how=how, search_path=search_path):
+                self.inst.close()
+                self.inst = type(self.inst)()
+                self.inst.execute("CREATE SCHEMA infra")
+                options = f" options='-c search_path={search_path}'"
+                self.inst.db.conninfo += options  # the test's own connections see what the server sees
+                fx = self.fixture("v0.20.0")
+                self.assertEqual(self.inst.query("SELECT relnamespace::regnamespace::text FROM pg_class "
+                                                 "WHERE oid = 'providers'::regclass"), [("infra",)])
+                # Shadowed by infra.providers, or (public not in the path) out of the server's sight.
+                elsewhere = ["providers"] + (["vendor_extension"] if "public" not in search_path else [])
+                for table in elsewhere:
+                    self.inst.execute(f'CREATE TABLE public.{table} ("id" bigint PRIMARY KEY, "client_secret" text)')
+                    for row in (1, 2):
+                        self.inst.execute(f"INSERT INTO public.{table} VALUES (?, ?)",
+                                          (row, infra.seal(fx.db_key, b"not the server's", fx.kid, fx.root_key_id)))
+                public = {table: self.inst.query(f"SELECT * FROM public.{table} ORDER BY id") for table in elsewhere}
+                if how == "ALTER DATABASE":
+                    self.inst.execute(f"ALTER DATABASE {self.inst.db.name} SET search_path = {search_path}")
+                else:
+                    with open(self.inst.config_path, "w") as f:
+                        f.write(f'dbConnectionString: "{self.inst.db.conninfo}"\ndbEncryptionKey: {self.inst.key_path}\n')
+                r = self.inst.run("verify", "--level", "full", "--json")
+                self.assertExit(r, "ok")
+                report = json.loads(r.stdout)
+                self.assertEqual((report["release"], report["values"], report["failures"]), (fx.family, len(fx.sealed), []))
+                r = self.inst.run("rotate-root")
+                self.assertExit(r, "ok")
+                self.assertIn(f"{len(fx.sealed)} encrypted values re-keyed", r.stdout)
+                fx.check_all_open(self)
+                self.assertEqual({table: self.inst.query(f"SELECT * FROM public.{table} ORDER BY id") for table in elsewhere},
+                                 public)
 
 
 @unittest.skipUnless(BACKEND == "sqlite", "a SQLite file")
