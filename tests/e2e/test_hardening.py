@@ -12,7 +12,8 @@ import time
 import unittest
 
 from harness import BIN, E2E, EXIT, wait_until_stopped
-from test_remote import RemoteE2E, Vault
+from remote import Vault
+from test_remote import RemoteE2E
 import peerlib
 
 # Long and unlike anything else in the process, so that every copy of it in a dump is found.

@@ -10,9 +10,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
+import infra
 from harness import BACKEND, BIN, E2E, EXIT, read_file, wait_until_stopped
 
 JSON_FIELDS = {"schema", "command", "ok", "exit_code", "steps", "warnings"}
@@ -80,18 +80,68 @@ class PipelineTest(E2E):
         self.assertIn("providers.client_secret row 3", v.stdout)
         self.assertExit(self.inst.run("status"), "ok")
 
-    def test_a_value_under_another_key_id_blocks_rotation_and_rewrap(self):
-        import infra
-        self.inst.execute("UPDATE providers SET client_secret = ? WHERE id = 2",
-                          (infra.seal(os.urandom(32), b"x", b"\x01\x02\x03\x04", ""),))
-        r = self.assertRefusalPredicted(["rotate-root"], "problems")
-        self.assertIn("providers.client_secret row 2", r.stderr)
-        self.assertExit(self.inst.run("verify", "--level", "full"), "problems")
-        old = self.inst.key_path
-        self.inst.key_path = os.path.join(self.inst.dir, "new-root.key")
-        self.inst.write_config()
-        r = self.assertRefusalPredicted(["rewrap", "--from-key", old], "problems")
+    def assertDamagedValueBlocksRotationAndRewrap(self, value, reason):
+        """providers.client_secret row 2 set to `value`: rotate-root and rewrap --from-key refuse, naming
+        it and why (`reason`), and change nothing."""
+        self.inst.execute("UPDATE providers SET client_secret = ? WHERE id = 2", (value,))
+        v = self.inst.run("verify", "--level", "full")
+        self.assertExit(v, "problems")
+        self.assertIn(f"providers.client_secret row 2: {reason}", v.stdout)
+        for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path]):
+            if args[0] == "rewrap":  # the root key replaced by hand; the old one given to rewrap
+                self.inst.key_path = os.path.join(self.inst.dir, "new-root.key")
+                self.inst.write_config()
+            r = self.assertRefusalPredicted(args, "problems")
+            self.assertIn("providers.client_secret row 2", r.stderr)
+            self.assertIn(f"({reason}: ", r.stderr)
         self.assertFalse(os.path.exists(self.inst.key_path), "rewrap created a root key it did not use")
+
+    def test_a_value_under_another_key_id_blocks_rotation_and_rewrap(self):
+        self.assertDamagedValueBlocksRotationAndRewrap(infra.seal(os.urandom(32), b"x", b"\x01\x02\x03\x04", ""),
+                                                       "wrong_key")
+
+    def test_a_corrupt_value_under_the_db_keys_id_blocks_rotation_and_rewrap(self):
+        # One base64 character of the ciphertext changed: the key id says db key, GCM says no.
+        (text,) = self.inst.query("SELECT client_secret FROM providers WHERE id = 2")[0]
+        corrupt = text[:10] + ("B" if text[10] == "A" else "A") + text[11:]
+        self.assertEqual(infra.parse(corrupt)["key_id"], infra.key_id_of(self.inst.db_key_row()["encrypted"]))
+        self.assertDamagedValueBlocksRotationAndRewrap(corrupt, "authentication")
+
+    def spoil_what_infra_keys_writes(self, row):
+        """A trigger that, inside the key change's own transaction, replaces what infra-keys writes into
+        providers.client_secret of `row` by a copy that does not open (one base64 character of its
+        ciphertext changed, key id kept): only the read-back before the commit can catch it."""
+        spoiled = ("substr(NEW.client_secret, 1, 10) || CASE WHEN substr(NEW.client_secret, 11, 1) = 'A' "
+                   "THEN 'B' ELSE 'A' END || substr(NEW.client_secret, 12)")
+        if BACKEND == "sqlite":  # no BEFORE trigger can change NEW here: the row is updated again after
+            self.inst.execute(f"CREATE TRIGGER spoil AFTER UPDATE OF client_secret ON providers "
+                              f"WHEN NEW.id = {row} AND NEW.client_secret <> OLD.client_secret "
+                              f"BEGIN UPDATE providers SET client_secret = {spoiled} WHERE id = NEW.id; END")
+        else:
+            self.inst.execute(f"""CREATE FUNCTION spoil() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.id = {row} AND NEW.client_secret <> OLD.client_secret THEN
+                    NEW.client_secret := {spoiled};
+                  END IF;
+                  RETURN NEW;
+                END $$;
+                CREATE TRIGGER spoil BEFORE UPDATE ON providers FOR EACH ROW EXECUTE FUNCTION spoil();""")
+
+    def test_a_value_spoiled_inside_the_transaction_fails_the_read_back_and_everything_rolls_back(self):
+        self.spoil_what_infra_keys_writes(row=4)
+        for command in ("rotate-root", "rotate-data-key"):
+            with self.subTest(command=command):
+                before = self.fingerprint()
+                r = self.inst.run(command)
+                self.assertExit(r, "database")
+                self.assertIn("after re-keying, providers.client_secret row 4", r.stderr)
+                self.assertIn("does not open under the new dbkey row (authentication); nothing committed", r.stderr)
+                if command == "rotate-root":  # the new key and the copy of the old one it had staged
+                    self.assertIn("keys and database are as they were", r.stderr)
+                self.assertUnchanged(before, r)
+        self.inst.execute("DROP TRIGGER spoil" + (" ON providers" if BACKEND == "postgres" else ""))
+        self.assertExit(self.inst.run("rotate-root"), "ok")
+        self.assertEqual(self.inst.decrypt_all(), self.inst.plaintexts)
 
     def test_a_running_server_is_refused_by_dry_run_and_real_run_alike(self):
         if BACKEND != "sqlite":

@@ -3,6 +3,7 @@ all of them over, checked by the independent reader (infra.py) as the server wou
 
 Runs on SQLite (the families that had it, up to v0.15.1) and, under e2e-postgres, on PostgreSQL
 (every family)."""
+import itertools
 import json
 import os
 import select
@@ -11,6 +12,7 @@ import unittest
 
 import infra
 import releases
+import remote
 from harness import BACKEND, E2E, read_file
 
 PASSPHRASE = "correct horse battery staple"
@@ -23,8 +25,8 @@ class ReleaseFamilies(E2E):
         self.inst = type(self.inst)()
         return releases.Fixture(self.inst, family).build()
 
-    def for_each_family(self, check):
-        for family in FAMILIES:
+    def for_each_family(self, check, families=FAMILIES):
+        for family in families:
             with self.subTest(family=family):
                 check(self.fixture(family))
 
@@ -96,6 +98,24 @@ class ReleaseFamilies(E2E):
                     fx.check_all_open(self)
             self.assertExit(self.inst.run("verify", "--level", "full"), "ok")
         self.for_each_family(check)
+
+    def test_every_family_before_v0_21_moves_from_the_native_key_to_a_remote_provider(self):
+        # awskms and vault in turn, so that both backends' families see both providers.
+        providers = itertools.cycle(remote.kms_and_vault(self))
+
+        def check(fx):
+            provider = next(providers)
+            r = remote.migrate(self.inst, provider)
+            self.assertExit(r, "ok")
+            self.assertIn("re-wrapped", r.stdout)
+            row = self.inst.db_key_row()
+            self.assertEqual((row["algorithm"], row["root_key_id"]), (provider.algorithm, provider.key))
+            # The row as the provider's own client opens it, and every value under its new key id.
+            fx.check_all_open(self, unwrap=provider.unwrap)
+            r = self.inst.run("verify", "--level", "full", "--json", env=provider.env)
+            self.assertExit(r, "ok")
+            self.assertEqual(json.loads(r.stdout)["values"], len(fx.sealed))
+        self.for_each_family(check, [f for f in FAMILIES if f in releases.REMOTE_PROVIDER_FAMILIES])
 
     # --- values the release does not explain ---------------------------------------------------
     def test_sealed_values_in_an_unknown_table_are_named_re_keyed_or_block_the_change(self):
@@ -181,15 +201,27 @@ class PostgresOnlyReleases(E2E):
 
     def test_v0_21_refuses_a_root_key_provider_it_cannot_start_with(self):
         fx = self.fixture("v0.21.0")
-        self.inst.write_config("dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
-                               "      address: https://127.0.0.1:1\n      token: plaintext:t\n")
-        before = fx.snapshot()
-        for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path]):
-            r = self.inst.run(*args)
-            self.assertExit(r, "refused")
-            self.assertIn("v0.21.0", r.stderr)
-            self.assertIn("native root key in a file", r.stderr)
-        self.assertEqual(before, fx.snapshot())
+        native = os.path.join(self.inst.dir, "native.yaml")
+        shutil.copy(self.inst.config_path, native)
+        # Unreachable: the refusal comes before any provider is asked.
+        configs = {
+            "vault": "dbEncryptionKeyProvider: vault\nkeys:\n  - kind: vault\n    config:\n"
+                     "      address: https://127.0.0.1:1\n      token: plaintext:t\n",
+            "awskms": "dbEncryptionKeyProvider: awskms\ndbEncryptionKey: alias/infra\nkeys:\n  - kind: awskms\n"
+                      "    config:\n      endpoint: https://127.0.0.1:1\n      region: us-east-1\n"
+                      "      accessKeyID: plaintext:AKID\n      secretAccessKey: plaintext:s\n",
+        }
+        for kind, config in configs.items():
+            self.inst.write_config(config)
+            before = fx.snapshot()
+            for args in (["rotate-root"], ["rewrap", "--from-key", self.inst.key_path], ["rewrap", "--from-config", native],
+                         ["rotate-data-key"]):
+                with self.subTest(provider=kind, args=args):
+                    r = self.inst.run(*args, env=remote.BASE_ENV)
+                    self.assertExit(r, "refused")
+                    self.assertIn("v0.21.0", r.stderr)
+                    self.assertIn(f"native root key in a file; the configured {kind} provider", r.stderr)
+                    self.assertEqual(before, fx.snapshot())
 
     def literal_password_config(self):
         """A role whose password looks like a secret reference to a storage that does not exist."""
@@ -230,6 +262,46 @@ class PostgresOnlyReleases(E2E):
         self.assertEqual(json.loads(r.stdout)["values"], len(fx.sealed))
         self.assertExit(self.inst.run("rotate-root"), "ok")
         fx.check_all_open(self)
+
+    def test_the_schema_of_the_search_path_is_the_servers_and_a_same_named_table_elsewhere_is_left_alone(self):
+        """The server's tables in schema infra, found through the connection's search_path (set in
+        dbConnectionString, or on the database); public.providers holds values sealed by the same db
+        key (and so may public.vendor_extension), but the server never reads them: the census does not
+        count them and no key change writes them."""
+        for how, search_path in (("dbConnectionString", "infra"), ("ALTER DATABASE", "infra"),
+                                 ("dbConnectionString", "infra,public")):
+            with self.subTest(how=how, search_path=search_path):
+                self.inst.close()
+                self.inst = type(self.inst)()
+                self.inst.execute("CREATE SCHEMA infra")
+                options = f" options='-c search_path={search_path}'"
+                self.inst.db.conninfo += options  # the test's own connections see what the server sees
+                fx = self.fixture("v0.20.0")
+                self.assertEqual(self.inst.query("SELECT relnamespace::regnamespace::text FROM pg_class "
+                                                 "WHERE oid = 'providers'::regclass"), [("infra",)])
+                # Shadowed by infra.providers, or (public not in the path) out of the server's sight.
+                elsewhere = ["providers"] + (["vendor_extension"] if "public" not in search_path else [])
+                for table in elsewhere:
+                    self.inst.execute(f'CREATE TABLE public.{table} ("id" bigint PRIMARY KEY, "client_secret" text)')
+                    for row in (1, 2):
+                        self.inst.execute(f"INSERT INTO public.{table} VALUES (?, ?)",
+                                          (row, infra.seal(fx.db_key, b"not the server's", fx.kid, fx.root_key_id)))
+                public = {table: self.inst.query(f"SELECT * FROM public.{table} ORDER BY id") for table in elsewhere}
+                if how == "ALTER DATABASE":
+                    self.inst.execute(f"ALTER DATABASE {self.inst.db.name} SET search_path = {search_path}")
+                else:
+                    with open(self.inst.config_path, "w") as f:
+                        f.write(f'dbConnectionString: "{self.inst.db.conninfo}"\ndbEncryptionKey: {self.inst.key_path}\n')
+                r = self.inst.run("verify", "--level", "full", "--json")
+                self.assertExit(r, "ok")
+                report = json.loads(r.stdout)
+                self.assertEqual((report["release"], report["values"], report["failures"]), (fx.family, len(fx.sealed), []))
+                r = self.inst.run("rotate-root")
+                self.assertExit(r, "ok")
+                self.assertIn(f"{len(fx.sealed)} encrypted values re-keyed", r.stdout)
+                fx.check_all_open(self)
+                self.assertEqual({table: self.inst.query(f"SELECT * FROM public.{table} ORDER BY id") for table in elsewhere},
+                                 public)
 
 
 @unittest.skipUnless(BACKEND == "sqlite", "a SQLite file")

@@ -1,114 +1,18 @@
 """Remote root key providers end to end: AWS KMS, Vault transit and native-in-Kubernetes, each
 against its protocol peer (tests/peers): init, verify, rotate-root, rewrap, provider migration,
 backup/restore, failures, crash safety and provider call counts."""
-import base64
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
-import tempfile
 import unittest
-import urllib.request
 
 import infra
-from harness import BACKEND, BIN, E2E, EXIT, Installation, read_file, wait_until_stopped
+import remote
+from harness import BACKEND, BIN, E2E, EXIT, Installation, wait_until_stopped
+from remote import BASE_ENV, Kms, Kube, NativeFile, Vault, peerlib
 from test_rotation import ROTATE_POINTS
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers"))
-import peerlib  # noqa: E402
-
-AWS = "/usr/bin/aws"
-# Fast retries: a throttled peer must still end in "provider unreachable", just sooner.
-BASE_ENV = {"INFRA_KEYS_HTTP_RETRY_BASE_MS": "5"}
-
-
-# --- providers as the tests drive them ------------------------------------------------------
-class Kms:
-    kind = "awskms"
-
-    def __init__(self, peer, key="alias/infra"):
-        self.peer, self.key = peer, key
-        self.env = dict(BASE_ENV, IK_KMS_ID=peer.access_key, IK_KMS_SECRET=peer.secret_key)
-
-    def config(self, key=None):
-        return (f"dbEncryptionKeyProvider: awskms\ndbEncryptionKey: {key or self.key}\nkeys:\n  - kind: awskms\n"
-                f"    config:\n      endpoint: {self.peer.url}\n      region: {self.peer.region}\n"
-                f"      accessKeyID: env:IK_KMS_ID\n      secretAccessKey: env:IK_KMS_SECRET\n")
-
-    def aws(self, *args, stdin=None):
-        r = subprocess.run([AWS, "kms", *args, "--endpoint-url", self.peer.url, "--output", "json"],
-                           capture_output=True, env=self.peer.aws_env(), input=stdin, timeout=60)
-        assert r.returncode == 0, r.stderr.decode()
-        return json.loads(r.stdout)
-
-    def wrap(self, db_key):
-        with tempfile.NamedTemporaryFile() as f:
-            f.write(db_key)
-            f.flush()
-            out = self.aws("encrypt", "--key-id", self.key, "--plaintext", "fileb://" + f.name)
-        return base64.b64decode(out["CiphertextBlob"]), "AES_256", self.key
-
-    def unwrap(self, wrapped):
-        """The db key as KMS itself opens the row (through the official client)."""
-        with tempfile.NamedTemporaryFile() as f:
-            f.write(wrapped)
-            f.flush()
-            out = self.aws("decrypt", "--ciphertext-blob", "fileb://" + f.name)
-        return base64.b64decode(out["Plaintext"])
-
-
-class Vault:
-    kind = "vault"
-
-    def __init__(self, peer, key="infra-root"):
-        self.peer, self.key = peer, key
-        self.env = dict(BASE_ENV, IK_VAULT_TOKEN=peer.token)
-
-    def config(self, token="env:IK_VAULT_TOKEN"):
-        return (f"dbEncryptionKeyProvider: vault\ndbEncryptionKey: {self.key}\nkeys:\n  - kind: vault\n"
-                f"    config:\n      address: {self.peer.url}\n      token: {token}\n")
-
-    def call(self, path, body=None):
-        req = urllib.request.Request(f"{self.peer.url}/v1/{self.peer.mount}/{path}",
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     method="GET" if body is None else "POST",
-                                     headers={"X-Vault-Token": self.peer.token})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())["data"]
-
-    def wrap(self, db_key):
-        out = self.call(f"encrypt/{self.key}", {"plaintext": base64.b64encode(db_key).decode()})
-        return out["ciphertext"].encode(), "aes256-gcm96", self.key
-
-    def unwrap(self, wrapped):
-        out = self.call(f"decrypt/{self.key}", {"ciphertext": wrapped.decode()})
-        return base64.b64decode(out["plaintext"])
-
-
-class Kube:
-    """Native root key in Secret infra-x, data key __root_key, namespace default."""
-    kind = "native"
-
-    def __init__(self, peer, directory):
-        self.peer = peer
-        self.kubeconfig = peer.write_kubeconfig(os.path.join(directory, "kubeconfig"))
-        self.env = dict(BASE_ENV, KUBECONFIG=self.kubeconfig)
-
-    def config(self):
-        return "dbEncryptionKeyProvider: native\nkeys:\n  - kind: native\n    config:\n      secretProvider: kubernetes\n"
-
-    def secret(self):
-        return self.peer.get_secret("default", "infra-x") or {}
-
-    def wrap(self, db_key):
-        root_key = os.urandom(32)
-        self.peer.put_secret("default", "infra-x", {"__root_key": root_key})
-        return infra.seal(root_key, db_key, infra.EMPTY_KEY_ID, "").encode(), "aesgcm", "infra-x/__root_key"
-
-    def unwrap(self, wrapped):
-        return infra.unseal(self.secret()["__root_key"], wrapped.decode(), infra.EMPTY_KEY_ID)
 
 
 class RemoteE2E(E2E):
@@ -130,9 +34,7 @@ class RemoteE2E(E2E):
         return peer
 
     def use(self, provider, inst=None):
-        inst = inst or self.inst
-        with open(inst.config_path, "w") as f:
-            f.write("\n".join(inst.db.config_lines()) + "\n" + provider.config())
+        remote.write_config(inst or self.inst, provider)
         self.current = provider
 
     def ik(self, *args, inst=None, env=None):
@@ -886,26 +788,10 @@ class KubeExecTest(RemoteE2E):
 
 
 # --- migration between providers ------------------------------------------------------------------
-class NativeFile:
-    """The native root key in a file, as a migration's first and last provider."""
-    kind = "native"
-    env = {}
-
-    def __init__(self, path):
-        self.path = path
-
-    def config(self):
-        return f"dbEncryptionKey: {self.path}\n"
-
-    def unwrap(self, wrapped):
-        return infra.unseal(read_file(self.path), wrapped.decode(), infra.EMPTY_KEY_ID)
-
-
 class MigrationTest(RemoteE2E):
     def make_provider(self):
-        self.kms = self.start(peerlib.kms())
-        self.vault = self.start(peerlib.vault())
-        self.kms_p, self.vault_p = Kms(self.kms), Vault(self.vault)
+        self.kms_p, self.vault_p = remote.kms_and_vault(self)
+        self.kms, self.vault = self.kms_p.peer, self.vault_p.peer
         return NativeFile(self.inst.key_path)
 
     def setUp(self):
@@ -913,25 +799,20 @@ class MigrationTest(RemoteE2E):
         self.inst.seed(values_per_column=10)  # sealed under the native key file
 
     def migrate(self, provider, inst=None):
-        """rewrap --from-config with a copy of the current config, after switching to `provider`."""
-        inst = inst or self.inst
-        old = os.path.join(inst.dir, f"before-{provider.kind}.yaml")
-        os.replace(inst.config_path, old)
-        self.use(provider, inst)
-        return inst.run("rewrap", "--from-config", old, env=dict(self.kms_p.env, **self.vault_p.env))
+        self.current = provider
+        return remote.migrate(inst or self.inst, provider, env=dict(self.kms_p.env, **self.vault_p.env))
 
     def test_native_file_to_awskms_to_vault_and_back_to_native(self):
-        steps = [(self.kms_p, "AES_256"), (self.vault_p, "aes256-gcm96"),
-                 (NativeFile(os.path.join(self.inst.dir, "new-root.key")), "aesgcm")]
-        for provider, algorithm in steps:
+        steps = [self.kms_p, self.vault_p, NativeFile(os.path.join(self.inst.dir, "new-root.key"))]
+        for provider in steps:
             with self.subTest(provider.kind):
                 r = self.migrate(provider)
                 self.assertExit(r, "ok")
                 self.assertIn("re-wrapped", r.stdout)
-                self.assertEqual(self.inst.db_key_row()["algorithm"], algorithm)
+                self.assertEqual(self.inst.db_key_row()["algorithm"], provider.algorithm)
                 self.assertExit(self.ik("verify", "--level", "full"), "ok")
                 self.assertAllDecrypt()
-        self.assertEqual(os.stat(steps[-1][0].path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(steps[-1].path).st_mode & 0o777, 0o600)
 
     def test_rewrap_calls_do_not_grow_with_the_number_of_values(self):
         for target, peer in ((self.kms_p, self.kms), (self.vault_p, self.vault)):

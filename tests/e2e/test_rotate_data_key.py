@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 import harness
 import infra
 import releases
+import remote
 from harness import BACKEND, E2E, read_file, wait_until_stopped
 
 FAILPOINTS = ["rotate-data-key-before-commit", "rotate-data-key-after-commit"]
@@ -306,8 +307,6 @@ class RemoteProviders(DataKeyCase):
 
     def setUp(self):
         super().setUp()
-        import test_remote as remote  # a module, so unittest does not collect its cases here
-        self.remote = remote
         self.peers = []
 
     def tearDown(self):
@@ -316,8 +315,7 @@ class RemoteProviders(DataKeyCase):
             peer.close()
 
     def rotate_with(self, provider, after_seed=lambda: None):
-        with open(self.inst.config_path, "w") as f:
-            f.write("\n".join(self.inst.db.config_lines()) + "\n" + provider.config())
+        remote.write_config(self.inst, provider)
         self.inst.seed(values_per_column=5, wrap=provider.wrap)
         after_seed()
         old_row, old_key = self.inst.db_key_row(), self.inst.db_key
@@ -338,23 +336,23 @@ class RemoteProviders(DataKeyCase):
         return row
 
     def test_awskms_makes_the_new_db_key_with_generate_data_key(self):
-        peer = self.remote.peerlib.kms(keys=("alias/infra",))
+        peer = remote.peerlib.kms(keys=("alias/infra",))
         self.peers.append(peer)
-        self.rotate_with(self.remote.Kms(peer))
+        self.rotate_with(remote.Kms(peer))
         # One new data key, from the real run only (the oracle seals with Encrypt; the dry run asks for none).
         self.assertEqual(peer.ops().get("GenerateDataKey"), 1, peer.ops())
 
     def test_vault_makes_the_new_db_key_through_transit_encrypt(self):
-        peer = self.remote.peerlib.vault()
+        peer = remote.peerlib.vault()
         self.peers.append(peer)
-        row = self.rotate_with(self.remote.Vault(peer))
+        row = self.rotate_with(remote.Vault(peer))
         self.assertTrue(row["encrypted"].startswith(b"vault:v1:"))
 
 
     def test_native_in_kubernetes_keeps_the_root_key_secret_as_it_was(self):
-        peer = self.remote.peerlib.kube()
+        peer = remote.peerlib.kube()
         self.peers.append(peer)
-        provider = self.remote.Kube(peer, self.inst.dir)
+        provider = remote.Kube(peer, self.inst.dir)
         seeded = {}
         self.rotate_with(provider, after_seed=lambda: seeded.update(provider.secret()))
         self.assertEqual(provider.secret(), seeded)  # only the db key changed; no slot was written
