@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/outcome.h"
+#include "util/docdir.h"
 #include "util/error.h"
 #include "util/output.h"
 #include "util/progress.h"
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
                  "infra-keys"};
     app.set_version_flag("--version", "infra-keys " INFRA_KEYS_VERSION);
     app.require_subcommand(1);
+    app.footer("Manual: man infra-keys. Documentation: " INFRA_KEYS_DOCDIR "/README.md");
     app.fallthrough();  // global flags may also follow the subcommand
 
     ik::cli::GlobalOptions global;

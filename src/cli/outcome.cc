@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "util/docdir.h"
 #include "util/output.h"
 
 namespace ik::cli {
@@ -16,7 +17,7 @@ ops::Installation open_installation(const GlobalOptions& global) {
 }
 
 void add_json_flag(CLI::App* sub) {
-    sub->add_flag("--json")->description("print the outcome as one JSON document on stdout (schema in the README)");
+    sub->add_flag("--json")->description("print the outcome as one JSON document on stdout (schema: \"--json\" in " INFRA_KEYS_DOCDIR "/README.md)");
 }
 
 nlohmann::json& json_fields() {

@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/outcome.h"
+#include "util/docdir.h"
 #include "util/progress.h"
 #include "ops/verify.h"
 #include "util/output.h"
@@ -75,7 +76,7 @@ Command add_verify(CLI::App& app, const GlobalOptions& global) {
     sub->add_option("-l,--level", flags->level, "config | keys | full")
         ->check(CLI::IsMember({"config", "keys", "full"}))
         ->capture_default_str();
-    sub->add_flag("--json", flags->json, "print a JSON report on stdout (schema in the README)");
+    sub->add_flag("--json", flags->json, "print a JSON report on stdout (schema: \"verify --json\" in " INFRA_KEYS_DOCDIR "/README.md)");
     sub->add_option("-j,--jobs", flags->jobs, "threads decrypting values at --level full (default: one per core)")
         ->check(CLI::Range(1u, 256u));
 

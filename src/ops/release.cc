@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "ops/installation.h"
+#include "util/docdir.h"
 #include "util/error.h"
 
 namespace ik::ops {
@@ -165,7 +166,7 @@ void refuse_what_the_release_cannot_run(Installation& inst) {
     auto conflicts = release_conflicts(*release, inst);
     if (!conflicts.empty())
         throw Error(ExitCode::refused, conflicts.front() + "; nothing changed",
-                    "see \"Supported Infra releases\" in the README");
+                    "what each Infra release runs on: \"Supported Infra releases\" in " INFRA_KEYS_DOCDIR "/README.md");
 }
 
 }  // namespace ik::ops

@@ -35,16 +35,16 @@ class CliTest(unittest.TestCase):
                 self.assertIn(command or "", text, shell)
 
     def test_the_man_page_describes_every_command_and_option(self):
-        man = read("man", "infra-keys.1").replace("\\-", "-")
+        man = read("man", "infra-keys.1.in").replace("\\-", "-")
         for command in COMMANDS + [None]:
             if command:
                 self.assertIn(f"\\fB{command}\\fR", man)
             for option in long_options(*([command] if command else [])):
                 with self.subTest(command=command, option=option):
-                    self.assertTrue(option in man, f"{option} missing from man/infra-keys.1")
+                    self.assertTrue(option in man, f"{option} missing from man/infra-keys.1.in")
 
     def test_the_man_page_synopsis_lists_every_option_of_every_command(self):
-        man = read("man", "infra-keys.1").replace("\\-", "-")
+        man = read("man", "infra-keys.1.in").replace("\\-", "-")
         synopsis = man[man.index(".SH SYNOPSIS"):man.index(".SH DESCRIPTION")]
         blocks, shared = synopsis.split(".PP")[0].split(".br"), synopsis.split(".PP")[1]  # shared: PASSPHRASE
         for command in COMMANDS + [None]:
