@@ -76,10 +76,18 @@ class ReleaseFamilies(E2E):
             r = self.inst.run("status")
             self.assertExit(r, "ok")
             self.assertIn(f"Infra {fx.family}", r.stdout)
-            for table, column in sealed:
+            census = []
+            for table, column in sorted(sealed):
                 count = sum(1 for (t, c, _r) in fx.sealed if (t, c) == (table, column))
                 if count:
                     self.assertRegex(r.stdout, rf"{table}\.{column}\s+key id {fx.kid.hex()} \(db key\)\s+{count} values")
+                    census.append({"table": table, "column": column, "key_id": fx.kid.hex(), "db_key": True,
+                                   "values": count, "sealed_by_release": True})
+            r = self.inst.run("status", "--json")
+            self.assertExit(r, "ok")
+            status = json.loads(r.stdout)
+            self.assertEqual(status["release"], fx.family)
+            self.assertEqual(sorted(status["census"], key=lambda e: (e["table"], e["column"])), census)
 
             old_key = read_file(self.inst.key_path)
             r = self.inst.run("rotate-root")
