@@ -56,15 +56,14 @@ KeyRow read_key_row(SQLite::Statement& s) {
     return row;
 }
 
-// SQLite's type affinity rules (datatype3.html §3.1): TEXT for CHAR/CLOB/TEXT, BLOB for BLOB or
-// no type, unless INT comes first. Only those two can hold a sealed value the server wrote.
-std::optional<bool> sealable_as_blob(std::string type) {
-    for (auto& c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    auto has = [&](const char* word) { return type.find(word) != std::string::npos; };
-    if (has("INT")) return std::nullopt;
-    if (has("CHAR") || has("CLOB") || has("TEXT")) return false;
-    if (has("BLOB") || type.empty()) return true;
-    return std::nullopt;
+// A value as a sealed payload could be stored: TEXT or BLOB. Any column but the rowid alias can
+// hold either, whatever its declared type (a `json` or `datetime` column takes text as it is), so
+// the census reads every column and drops integers, reals and NULLs here, by storage class, before
+// they are ever turned into text.
+std::string_view sealable_bytes(const SQLite::Column& c) {
+    int type = c.getType();
+    if (type != SQLITE_TEXT && type != SQLITE_BLOB) return {};
+    return bytes_of(c);
 }
 
 void bind_bytes(SQLite::Statement& s, int index, std::string_view bytes, bool blob) {
@@ -238,6 +237,8 @@ public:
 private:
     // Keyset pagination by rowid: read a page (views valid while the statement is on the row),
     // collect replacements, finish the read, then write them. Memory is one page of replacements.
+    // Each value goes back in the storage class it was read in, whatever the column's declared
+    // type: a payload the server wrote as TEXT stays TEXT, one written as BLOB stays BLOB.
     uint64_t rewrite_pages(const EncryptedColumn& column, const ValueRewriter& rewrite) {
         std::string table = sql_name(column.table), col = sql_name(column.column);
         SQLite::Statement page(db_.handle(),
@@ -245,7 +246,12 @@ private:
                                            "ORDER BY rowid LIMIT {}",
                                            db_.row_label(column), col, table, col, rewrite_page_rows));
         SQLite::Statement update(db_.handle(), fmt::format("UPDATE {} SET {} = ? WHERE rowid = ?", table, col));
-        std::vector<std::pair<int64_t, std::string>> replacements;
+        struct Replacement {
+            int64_t rowid;
+            std::string text;
+            bool blob;
+        };
+        std::vector<Replacement> replacements;
         uint64_t rewritten = 0;
         int64_t last_rowid = std::numeric_limits<int64_t>::min();
         for (;;) {
@@ -255,15 +261,17 @@ private:
             while (page.executeStep()) {
                 ++rows;
                 last_rowid = page.getColumn(0).getInt64();
-                StoredValue value{bytes_of(page.getColumn(1)), bytes_of(page.getColumn(2))};
+                auto stored = page.getColumn(2);
+                StoredValue value{bytes_of(page.getColumn(1)), sealable_bytes(stored)};
                 if (value.text.empty()) continue;
-                if (auto replacement = rewrite(value)) replacements.emplace_back(last_rowid, std::move(*replacement));
+                if (auto replacement = rewrite(value))
+                    replacements.push_back({last_rowid, std::move(*replacement), stored.getType() == SQLITE_BLOB});
             }
             page.reset();
-            for (auto& [rowid, text] : replacements) {
+            for (auto& [rowid, text, blob] : replacements) {
                 update.reset();
                 // No copy: `text` outlives the statement's use of it (exec below).
-                if (column.blob)
+                if (blob)
                     update.bindNoCopy(1, text.data(), static_cast<int>(text.size()));
                 else
                     update.bindNoCopy(1, text);
@@ -301,19 +309,26 @@ public:
 
     std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
 
+    // Every column but the rowid alias (an INTEGER PRIMARY KEY of a rowid table, the one column
+    // that holds integers only): SQLite stores any value in any other column, so a declared type
+    // tells nothing about where a payload can be. scan_rows skips non-text values by storage class.
     std::vector<TableColumns> text_columns() override {
         return db_.guarded("reading the schema", [&] {
             SQLite::Statement s(db_.handle(),
-                                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p "
+                                "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
                                 "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                                "AND m.name <> 'encryption_keys' ORDER BY m.name, p.cid");
+                                "AND m.name <> 'encryption_keys' "
+                                "AND NOT (p.pk = 1 AND upper(p.type) = 'INTEGER' "
+                                "AND (SELECT count(*) FROM pragma_table_info(m.name) k WHERE k.pk > 0) = 1 "
+                                // A rowid alias has no index of its own; a WITHOUT ROWID table's key
+                                // (or `INTEGER PRIMARY KEY DESC`) has one, and can hold text.
+                                "AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name) i WHERE i.origin = 'pk')) "
+                                "ORDER BY m.name, p.cid");
             std::vector<TableColumns> tables;
             while (s.executeStep()) {
                 std::string table = s.getColumn(0).getString();
-                auto blob = sealable_as_blob(s.getColumn(2).getString());
-                if (!blob) continue;
                 if (tables.empty() || tables.back().table != table) tables.push_back({table, {}});
-                tables.back().columns.push_back({table, s.getColumn(1).getString(), *blob});
+                tables.back().columns.push_back({table, s.getColumn(1).getString(), false});
             }
             return tables;
         });
@@ -327,7 +342,7 @@ public:
                                                           columns, sql_name(table.table)));
             std::vector<std::string_view> values(table.columns.size());
             while (s.executeStep()) {
-                for (size_t i = 0; i < values.size(); ++i) values[i] = bytes_of(s.getColumn(static_cast<int>(i) + 1));
+                for (size_t i = 0; i < values.size(); ++i) values[i] = sealable_bytes(s.getColumn(static_cast<int>(i) + 1));
                 visit(StoredRow{bytes_of(s.getColumn(0)), values});
             }
         });
@@ -372,7 +387,7 @@ public:
             SQLite::Statement s(db_.handle(), fmt::format("SELECT {}, {} FROM {} WHERE {} IS NOT NULL ORDER BY rowid",
                                                           db_.row_label(column), col, sql_name(column.table), col));
             while (s.executeStep()) {
-                StoredValue value{bytes_of(s.getColumn(0)), bytes_of(s.getColumn(1))};
+                StoredValue value{bytes_of(s.getColumn(0)), sealable_bytes(s.getColumn(1))};
                 if (value.text.empty()) continue;
                 if (!visit(value)) return;
             }
