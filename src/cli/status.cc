@@ -11,16 +11,18 @@
 namespace ik::cli {
 namespace {
 
+// One line (and one `census` entry) per table.column per key id.
 void print_census(const ops::Census& census, const std::string& db_key_id) {
-    bool any = false;
+    auto& entries = json_fields()["census"] = nlohmann::json::array();
     for (const auto& c : census.columns)
         for (const auto& [key_id, values] : c.by_key_id) {
-            any = true;
             out::result("{:<9} {:<40} key id {}{} {:>9} values{}", "census", c.column.name(), key_id,
                         key_id == db_key_id ? " (db key)" : "         ", values,
                         c.listed ? "" : "  (a column the release does not seal)");
+            entries.push_back({{"table", c.column.table}, {"column", c.column.column}, {"key_id", key_id},
+                               {"db_key", key_id == db_key_id}, {"values", values}, {"sealed_by_release", c.listed}});
         }
-    if (!any) out::result("{:<9} no sealed values", "census");
+    if (entries.empty()) out::result("{:<9} no sealed values", "census");
 }
 
 }  // namespace
@@ -44,6 +46,7 @@ Command add_status(CLI::App& app, const GlobalOptions& global) {
             out::result("{:<9} {} (a stale temp copy of a key; the next key change removes it)", "stale", stale);
             json_fields()["stale_temp_files"].push_back(stale);
         }
+        json_fields()["release"] = report.release ? nlohmann::json(report.release->name()) : nlohmann::json();
         if (report.error) throw *report.error;
         auto row = ops::require_db_key_row(inst.store());
         print_census(ops::census_by_key_id(inst, report.release), seal::to_hex(seal::key_id_of(row.encrypted)));

@@ -1,4 +1,4 @@
-// The census: every value of every text and blob column that is a sealed payload, what key id it
+// The census: every value that is a sealed payload, in every column that can hold one, what key id it
 // carries and whether it opens. The engine of `verify --level full`, `status` and every re-key.
 #pragma once
 
@@ -38,7 +38,7 @@ struct ColumnCensus {
 };
 
 struct Census {
-    std::vector<ColumnCensus> columns;  // every text and blob column, in table, column order
+    std::vector<ColumnCensus> columns;  // every column of store.text_columns(), in table, column order
     std::vector<ValueProblem> problems;  // table, column, row order; at most problems_named per column
     uint64_t problem_count = 0;          // all of them, named or not
     uint64_t sealed() const;             // what a re-key rewrites
@@ -62,7 +62,7 @@ struct CensusOptions {
 
 constexpr size_t problems_named = 1000;  // per column; the counts stay exact
 
-// One read of every text and blob column (one statement per table), values opened on all cores,
+// One read of every column that can hold a payload (one statement per table), values opened on all cores,
 // memory bounded by a few batches whatever the database's size. `db_key` is unused (may be empty)
 // without options.open_values.
 Census take_census(store::KeyStore& store, const SecretBytes& db_key, const seal::KeyId& key_id,

@@ -117,7 +117,7 @@ std::vector<ValueProblem> missing_columns(const Release& release, const Census& 
         });
         if (!present)
             missing.push_back({sealed.table, sealed.column, "", "missing_column",
-                               fmt::format("Infra {} seals this column, but the schema has no such text or blob column",
+                               fmt::format("Infra {} seals this column, but the schema has no such column of a type that can hold it",
                                            release.name())});
     }
     return missing;

@@ -30,19 +30,24 @@ struct KeyRow {
 struct EncryptedColumn {
     std::string table;
     std::string column;
-    bool blob = false;  // settings.private_jwk is written back as BLOB/bytea, the rest as TEXT
+    // PostgreSQL: the column is bytea (or a domain over it), so values are written back as bytea,
+    // else as text (settings.private_jwk is bytea). SQLite does not need it: a value is written
+    // back in the storage class it was read in.
+    bool blob = false;
     std::string name() const { return table + "." + column; }
 };
 
-// A table and every column of it that can hold a sealed value (text and blob columns, docs/infra-format.md §5):
-// what a census reads, in one statement per table.
+// A table and every column of it that can hold a sealed value (docs/infra-format.md §5): what a
+// census reads, in one statement per table. SQLite: every column but the rowid alias (any other
+// holds text, whatever its declared type); PostgreSQL: every column whose type, or its domain's
+// base type, is a string type (text, varchar, char, citext, …) or bytea.
 struct TableColumns {
     std::string table;
     std::vector<EncryptedColumn> columns;
 };
 
 // One row of a census: how to name it, and its values in the order of TableColumns::columns (a
-// NULL reads as empty). The views are valid only inside the callback.
+// NULL, and on SQLite an INTEGER or REAL, reads as empty). The views are valid only inside the callback.
 struct StoredRow {
     std::string_view row;
     const std::vector<std::string_view>& values;
@@ -114,8 +119,8 @@ public:
     virtual std::vector<KeyRow> live_keys() = 0;
 
     // Every table of the server's schema (SQLite: main; PostgreSQL: the tables the connection's
-    // search_path resolves unqualified names to) but encryption_keys, with its text and blob
-    // columns; in table order.
+    // search_path resolves unqualified names to) but encryption_keys, with the columns that can
+    // hold a sealed value (TableColumns); in table order.
     virtual std::vector<TableColumns> text_columns() = 0;
     // Streams every row of `table` with the values of its columns: one statement (PostgreSQL: one
     // server-side cursor) per table, constant memory.

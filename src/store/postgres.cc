@@ -580,16 +580,26 @@ public:
         return present_encrypted_columns([&](const EncryptedColumn& c) { return db_.shape(c.table).has(c.column); });
     }
 
+    // Columns whose type is a string type (typcategory 'S': text, varchar, char, name, citext…)
+    // or bytea, directly or as the base of a domain (of a domain…): those can hold a payload as
+    // the server writes one, and come back from a binary cursor as their raw bytes. json and jsonb
+    // cannot: a payload is not valid JSON text, so they are not read.
     std::vector<TableColumns> text_columns() override {
         auto r = db_.conn().exec(
             "reading the schema",
-            "SELECT c.relname::text, a.attname::text, a.atttypid = 'bytea'::regtype FROM pg_class c "
+            "WITH RECURSIVE columns(relname, attname, attnum, type) AS ("
+            "SELECT c.relname, a.attname, a.attnum, a.atttypid FROM pg_class c "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'encryption_keys' "
             "AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY(current_schemas(false))) "
             "AND to_regclass(quote_ident(c.relname)) = c.oid "
-            "AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'bytea'::regtype) "
-            "ORDER BY c.relname, a.attnum");
+            "UNION ALL "
+            "SELECT d.relname, d.attname, d.attnum, t.typbasetype FROM columns d "
+            "JOIN pg_type t ON t.oid = d.type AND t.typtype = 'd') "
+            "SELECT d.relname::text, d.attname::text, d.type = 'bytea'::regtype FROM columns d "
+            "JOIN pg_type t ON t.oid = d.type AND t.typtype <> 'd' "
+            "WHERE t.typcategory = 'S' OR d.type = 'bytea'::regtype "
+            "ORDER BY d.relname, d.attnum");
         std::vector<TableColumns> tables;
         for (int i = 0; i < r.rows(); ++i) {
             std::string table = r.text(i, 0);

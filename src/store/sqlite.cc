@@ -56,15 +56,14 @@ KeyRow read_key_row(SQLite::Statement& s) {
     return row;
 }
 
-// SQLite's type affinity rules (datatype3.html §3.1): TEXT for CHAR/CLOB/TEXT, BLOB for BLOB or
-// no type, unless INT comes first. Only those two can hold a sealed value the server wrote.
-std::optional<bool> sealable_as_blob(std::string type) {
-    for (auto& c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    auto has = [&](const char* word) { return type.find(word) != std::string::npos; };
-    if (has("INT")) return std::nullopt;
-    if (has("CHAR") || has("CLOB") || has("TEXT")) return false;
-    if (has("BLOB") || type.empty()) return true;
-    return std::nullopt;
+// A value as a sealed payload could be stored: TEXT or BLOB. Any column but the rowid alias can
+// hold either, whatever its declared type (a `json` or `datetime` column takes text as it is), so
+// the census reads every column and drops integers, reals and NULLs here, by storage class, before
+// they are ever turned into text.
+std::string_view sealable_bytes(const SQLite::Column& c) {
+    int type = c.getType();
+    if (type != SQLITE_TEXT && type != SQLITE_BLOB) return {};
+    return bytes_of(c);
 }
 
 void bind_bytes(SQLite::Statement& s, int index, std::string_view bytes, bool blob) {
@@ -247,7 +246,9 @@ private:
     // Keyset pagination by rowid: read a page (views valid while the statement is on the row),
     // collect its rows' replacements, finish the read, then write each changed row with one
     // UPDATE whose unchanged columns keep their value (a NULL parameter: coalesce). Memory is one
-    // page of replacements.
+    // page of replacements. Each value goes back in the storage class it was read in, whatever the
+    // column's declared type: a payload the server wrote as TEXT stays TEXT, one written as BLOB
+    // stays BLOB.
     std::vector<uint64_t> rewrite_pages(const std::vector<EncryptedColumn>& columns, const ValueRewriter& rewrite) {
         std::string table = sql_name(columns.front().table), selected, any_stored, assignments;
         for (size_t i = 0; i < columns.size(); ++i) {
@@ -279,9 +280,9 @@ private:
                 bool changed = false;
                 for (size_t i = 0; i < width; ++i) {
                     auto stored = page.getColumn(static_cast<int>(i + 2));
-                    StoredValue value{label, bytes_of(stored)};
+                    StoredValue value{label, sealable_bytes(stored)};
                     auto replacement = value.text.empty() ? std::nullopt : rewrite(value);
-                    replacements.push_back(replacement ? std::optional<Replacement>({std::move(*replacement), stored.isBlob()})
+                    replacements.push_back(replacement ? std::optional<Replacement>({std::move(*replacement), stored.getType() == SQLITE_BLOB})
                                                        : std::nullopt);
                     changed = changed || replacement;
                 }
@@ -337,19 +338,26 @@ public:
 
     std::vector<KeyRow> live_keys() override { return db_.live_keys(std::nullopt); }
 
+    // Every column but the rowid alias (an INTEGER PRIMARY KEY of a rowid table, the one column
+    // that holds integers only): SQLite stores any value in any other column, so a declared type
+    // tells nothing about where a payload can be. scan_rows skips non-text values by storage class.
     std::vector<TableColumns> text_columns() override {
         return db_.guarded("reading the schema", [&] {
             SQLite::Statement s(db_.handle(),
-                                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p "
+                                "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
                                 "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                                "AND m.name <> 'encryption_keys' ORDER BY m.name, p.cid");
+                                "AND m.name <> 'encryption_keys' "
+                                "AND NOT (p.pk = 1 AND upper(p.type) = 'INTEGER' "
+                                "AND (SELECT count(*) FROM pragma_table_info(m.name) k WHERE k.pk > 0) = 1 "
+                                // A rowid alias has no index of its own; a WITHOUT ROWID table's key
+                                // (or `INTEGER PRIMARY KEY DESC`) has one, and can hold text.
+                                "AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name) i WHERE i.origin = 'pk')) "
+                                "ORDER BY m.name, p.cid");
             std::vector<TableColumns> tables;
             while (s.executeStep()) {
                 std::string table = s.getColumn(0).getString();
-                auto blob = sealable_as_blob(s.getColumn(2).getString());
-                if (!blob) continue;
                 if (tables.empty() || tables.back().table != table) tables.push_back({table, {}});
-                tables.back().columns.push_back({table, s.getColumn(1).getString(), *blob});
+                tables.back().columns.push_back({table, s.getColumn(1).getString(), false});
             }
             return tables;
         });
@@ -363,7 +371,7 @@ public:
                                                           columns, sql_name(table.table)));
             std::vector<std::string_view> values(table.columns.size());
             while (s.executeStep()) {
-                for (size_t i = 0; i < values.size(); ++i) values[i] = bytes_of(s.getColumn(static_cast<int>(i) + 1));
+                for (size_t i = 0; i < values.size(); ++i) values[i] = sealable_bytes(s.getColumn(static_cast<int>(i) + 1));
                 visit(StoredRow{bytes_of(s.getColumn(0)), values});
             }
         });
@@ -408,7 +416,7 @@ public:
             SQLite::Statement s(db_.handle(), fmt::format("SELECT {}, {} FROM {} WHERE {} IS NOT NULL ORDER BY rowid",
                                                           db_.row_label(column), col, sql_name(column.table), col));
             while (s.executeStep()) {
-                StoredValue value{bytes_of(s.getColumn(0)), bytes_of(s.getColumn(1))};
+                StoredValue value{bytes_of(s.getColumn(0)), sealable_bytes(s.getColumn(1))};
                 if (value.text.empty()) continue;
                 if (!visit(value)) return;
             }

@@ -78,10 +78,18 @@ class ReleaseFamilies(E2E):
             r = self.inst.run("status")
             self.assertExit(r, "ok")
             self.assertIn(f"Infra {fx.family}", r.stdout)
-            for table, column in sealed:
+            census = []
+            for table, column in sorted(sealed):
                 count = sum(1 for (t, c, _r) in fx.sealed if (t, c) == (table, column))
                 if count:
                     self.assertRegex(r.stdout, rf"{table}\.{column}\s+key id {fx.kid.hex()} \(db key\)\s+{count} values")
+                    census.append({"table": table, "column": column, "key_id": fx.kid.hex(), "db_key": True,
+                                   "values": count, "sealed_by_release": True})
+            r = self.inst.run("status", "--json")
+            self.assertExit(r, "ok")
+            status = json.loads(r.stdout)
+            self.assertEqual(status["release"], fx.family)
+            self.assertEqual(sorted(status["census"], key=lambda e: (e["table"], e["column"])), census)
 
             old_key = read_file(self.inst.key_path)
             r = self.inst.run("rotate-root")
@@ -154,6 +162,39 @@ class ReleaseFamilies(E2E):
             self.assertExit(self.inst.run("rotate-root"), "ok")
             fx.check_all_open(self)
         self.for_each_family(check)
+
+    def test_sealed_values_in_columns_of_any_declared_type_are_found_and_re_keyed(self):
+        """SQLite keeps text and blobs in a `json` or `datetime` column as stored; PostgreSQL keeps a
+        payload in a domain over text (or over bytea) as in text. The census reads them all."""
+        fx = self.fixture(FAMILIES[-1])
+        if fx.postgres:
+            fx.execute_script("CREATE DOMAIN vendor_secret AS text CHECK (VALUE <> ''); "
+                              "CREATE DOMAIN vendor_bytes AS bytea; "
+                              'CREATE TABLE "vendor_typed" ("id" bigint PRIMARY KEY, "secret" vendor_secret, '
+                              '"blob_secret" vendor_bytes, "doc" json)')
+        else:
+            fx.execute_script('CREATE TABLE "vendor_typed" ("id" integer PRIMARY KEY, "secret" json, '
+                              '"blob_secret" datetime, "doc" json)')
+        plain = {"secret": b"sealed by a fork in a typed column", "blob_secret": b"sealed as bytes"}
+        stored = {c: infra.seal(fx.db_key, p, fx.kid, fx.root_key_id) for c, p in plain.items()}
+        self.inst.execute('INSERT INTO vendor_typed (id, secret, blob_secret, doc) VALUES (?, ?, ?, ?)',
+                          (1, stored["secret"], fx.blob(stored["blob_secret"].encode()), '{"plain": true}'))
+        for column, p in plain.items():
+            fx.sealed[("vendor_typed", column, "1")] = p
+
+        r, report = self.verify_json()
+        self.assertExit(r, "problems")
+        self.assertEqual([(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]],
+                         [("vendor_typed", "secret", "1", "unlisted"), ("vendor_typed", "blob_secret", "1", "unlisted")])
+        self.assertEqual(report["values"], len(fx.sealed))
+        r = self.inst.run("rotate-root")
+        self.assertExit(r, "ok")
+        self.assertIn(f"{len(fx.sealed)} encrypted values re-keyed", r.stdout)
+        fx.check_all_open(self)
+        self.assertNotEqual(self.inst.query('SELECT secret FROM vendor_typed')[0][0], stored["secret"])
+        if not fx.postgres:  # each value keeps its storage class
+            self.assertEqual(self.inst.query("SELECT typeof(secret), typeof(blob_secret) FROM vendor_typed"),
+                             [("text", "blob")])
 
     def test_a_listed_column_missing_from_the_schema_is_named(self):
         fx = self.fixture(FAMILIES[-1])

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -345,25 +346,150 @@ TEST_CASE("a scan streams a column larger than one fetch") {
     });
 }
 
-TEST_CASE("text_columns lists every text and blob column of every table but encryption_keys") {
+// "table.column", with ":blob" where PostgreSQL writes it back as bytea.
+std::vector<std::string> column_names(store::KeyStore& s) {
+    std::vector<std::string> names;
+    for (const auto& t : s.text_columns())
+        for (const auto& c : t.columns) names.push_back(c.name() + (c.blob ? ":blob" : ""));
+    return names;
+}
+
+std::vector<std::string> columns_of(const std::vector<std::string>& names, const std::string& table) {
+    std::vector<std::string> of;
+    for (const auto& n : names)
+        if (n.rfind(table + ".", 0) == 0) of.push_back(n);
+    return of;
+}
+
+TEST_CASE("text_columns lists the columns of every table but encryption_keys that can hold a sealed value") {
     for_each_backend([](Backend& b) {
         b.exec("CREATE TABLE vendor (id bigint, note varchar(20), n integer)");
-        auto tables = b.open()->text_columns();
-        std::vector<std::string> names;
-        for (const auto& t : tables)
-            for (const auto& c : t.columns) names.push_back(c.name() + (c.blob ? ":blob" : ""));
+        auto names = column_names(*b.open());
         auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
         CHECK(has("providers.client_secret"));
-        CHECK(has("settings.private_jwk:blob"));
         CHECK(has("vendor.note"));
-        CHECK_FALSE(has("vendor.n"));
-        CHECK_FALSE(has("vendor.id"));
-        CHECK(std::none_of(names.begin(), names.end(), [](const std::string& n) { return n.rfind("encryption_keys.", 0) == 0; }));
+        CHECK(columns_of(names, "encryption_keys").empty());
         CHECK_FALSE(b.open()->migration_ids().has_value());
         b.exec("CREATE TABLE migrations (id varchar(255) PRIMARY KEY)");
         b.exec("INSERT INTO migrations (id) VALUES ('2022-11-21T11:00')");
         CHECK(*b.open()->migration_ids() == std::vector<std::string>{"2022-11-21T11:00"});
     });
+}
+
+TEST_CASE("text_columns on SQLite takes every column whatever its declared type, but the rowid alias") {
+    SqliteBackend b;
+    b.exec("CREATE TABLE vendor (id integer PRIMARY KEY, doc json, at datetime, flag boolean, n bigint, r real, "
+           "note text, raw)");
+    b.exec("CREATE TABLE keyed (id integer PRIMARY KEY, v text) WITHOUT ROWID");
+    b.exec("CREATE TABLE descending (id integer PRIMARY KEY DESC, v text)");
+    b.exec("CREATE TABLE pair (a integer, b integer, PRIMARY KEY (a, b))");
+    auto names = column_names(*b.open());
+    CHECK(columns_of(names, "vendor") == std::vector<std::string>{"vendor.doc", "vendor.at", "vendor.flag", "vendor.n",
+                                                                  "vendor.r", "vendor.note", "vendor.raw"});
+    // Not rowid aliases: each of these keys can hold text.
+    CHECK(columns_of(names, "keyed") == std::vector<std::string>{"keyed.id", "keyed.v"});
+    CHECK(columns_of(names, "descending") == std::vector<std::string>{"descending.id", "descending.v"});
+    CHECK(columns_of(names, "pair") == std::vector<std::string>{"pair.a", "pair.b"});
+    // `id integer, …, PRIMARY KEY (id)`, as the server declares it, is the rowid alias.
+    CHECK(std::find(names.begin(), names.end(), "providers.id") == names.end());
+    CHECK(std::find(names.begin(), names.end(), "providers.created_at") != names.end());
+}
+
+// Each {table, column, where, "type:value"}: a cell's storage type (SQLite) or type (PostgreSQL),
+// and its value.
+void check_typed_cells(Backend& b, const std::vector<std::array<std::string, 4>>& expected) {
+    for (const auto& [table, column, where, typed] : expected) {
+        INFO(table << "." << column << " where " << where);
+        CHECK(b.cell_type(table, column, where) + ":" + b.cell(table, column, where).value_or("NULL") == typed);
+    }
+}
+
+// citext, domains over text (and over such a domain) and over bytea: string columns by another name.
+void create_string_types(Backend& b) {
+    b.exec("CREATE EXTENSION citext");
+    b.exec("CREATE DOMAIN secret_text AS text CHECK (VALUE <> ''); CREATE DOMAIN nested_secret AS secret_text; "
+           "CREATE DOMAIN secret_bytes AS bytea");
+}
+
+TEST_CASE("text_columns on PostgreSQL takes string types, domains over them and bytea, not json") {
+    auto pg = env("INFRA_KEYS_TEST_PG");
+    if (!pg) return;
+    PostgresBackend b(*pg);
+    create_string_types(b);
+    b.exec("CREATE DOMAIN amount AS integer");
+    b.exec("CREATE TABLE vendor (id bigint PRIMARY KEY, d secret_text, dd nested_secret, ci citext, sb secret_bytes, "
+           "raw bytea, nm name, c char(4), doc json, docb jsonb, n integer, a amount, at timestamptz, "
+           "tags text[])");
+    auto names = column_names(*b.open());
+    CHECK(columns_of(names, "vendor") == std::vector<std::string>{"vendor.d", "vendor.dd", "vendor.ci",
+                                                                  "vendor.sb:blob", "vendor.raw:blob", "vendor.nm",
+                                                                  "vendor.c"});
+    CHECK(std::find(names.begin(), names.end(), "settings.private_jwk:blob") != names.end());
+}
+
+TEST_CASE("the census reads text and blob values out of any SQLite column, and rewrites keep each one's storage class") {
+    SqliteBackend b;
+    b.exec("CREATE TABLE vendor (id integer PRIMARY KEY, doc json, n integer)");
+    b.exec("INSERT INTO vendor (id, doc, n) VALUES (1, 'text-1', 7), (2, X'626C6F622D32', 'text-in-int'), "
+           "(3, 12, 1.5), (4, 2.5, NULL)");
+    auto s = b.open();
+    store::TableColumns vendor{"vendor", {{"vendor", "doc", false}, {"vendor", "n", false}}};
+    std::vector<std::string> seen;
+    s->scan_rows(vendor, [&](const store::StoredRow& row) {
+        seen.push_back(std::string(row.row) + ":" + std::string(row.values[0]) + "/" + std::string(row.values[1]));
+    });
+    // Integers and reals read as empty: never a payload, never turned into text.
+    CHECK(seen == std::vector<std::string>{"1:text-1/", "2:blob-2/text-in-int", "3:/", "4:/"});
+
+    auto tx = s->begin_exclusive();
+    std::vector<std::string> visited;
+    auto renew = [&](const store::StoredValue& v) -> std::optional<std::string> {
+        visited.emplace_back(v.text);
+        return "new-" + std::string(v.text);
+    };
+    CHECK(tx->rewrite_values({{"vendor", "doc", false}, {"vendor", "n", false}}, renew) == std::vector<uint64_t>{2, 1});
+    CHECK(visited == std::vector<std::string>{"text-1", "blob-2", "text-in-int"});
+    tx->commit();
+    check_typed_cells(b, {{"vendor", "doc", "id = 1", "text:new-text-1"},
+                          {"vendor", "doc", "id = 2", "blob:new-blob-2"},
+                          {"vendor", "n", "id = 2", "text:new-text-in-int"},
+                          {"vendor", "doc", "id = 3", "integer:12"},
+                          {"vendor", "n", "id = 3", "real:1.5"}});
+}
+
+TEST_CASE("the census reads PostgreSQL domains and citext, and rewrites them by key and by ctid") {
+    auto pg = env("INFRA_KEYS_TEST_PG");
+    if (!pg) return;
+    PostgresBackend b(*pg);
+    create_string_types(b);
+    b.exec("CREATE TABLE vendor (id bigint PRIMARY KEY, d secret_text, dd nested_secret, ci citext, sb secret_bytes)");
+    b.exec("CREATE TABLE loose (user_id bigint, d secret_text)");
+    b.exec("INSERT INTO vendor VALUES (1, 'd-1', 'dd-1', 'Ci-1', " + b.blob_literal("sb-1") + "), "
+           "(2, NULL, 'dd-2', NULL, NULL)");
+    b.exec("INSERT INTO loose VALUES (5, 'loose-5')");
+    auto s = b.open();
+    store::TableColumns vendor;
+    for (auto& t : s->text_columns())
+        if (t.table == "vendor") vendor = t;
+    REQUIRE(vendor.columns.size() == 4);
+    std::vector<std::string> seen;
+    s->scan_rows(vendor, [&](const store::StoredRow& row) {
+        std::string line(row.row);
+        for (auto v : row.values) line += "/" + std::string(v);
+        seen.push_back(line);
+    });
+    CHECK(seen == std::vector<std::string>{"1/d-1/dd-1/Ci-1/sb-1", "2//dd-2//"});
+
+    auto tx = s->begin_exclusive();
+    auto renew = [](const store::StoredValue& v) -> std::optional<std::string> { return "new-" + std::string(v.text); };
+    CHECK(tx->rewrite_values(vendor.columns, renew) == std::vector<uint64_t>{1, 2, 1, 1});
+    CHECK(tx->rewrite_values({{"loose", "d", false}}, renew) == std::vector<uint64_t>{1});
+    tx->commit();
+    check_typed_cells(b, {{"vendor", "d", "id = 1", "secret_text:new-d-1"},
+                          {"vendor", "dd", "id = 2", "nested_secret:new-dd-2"},
+                          {"vendor", "ci", "id = 1", "citext:new-Ci-1"},
+                          {"vendor", "sb", "id = 1", "secret_bytes:new-sb-1"},
+                          {"loose", "d", "user_id = 5", "secret_text:new-loose-5"}});
 }
 
 TEST_CASE("scan_rows reads a table's columns in one pass, NULL as empty") {
