@@ -49,7 +49,7 @@ void refuse_blocking(const Census& census, store::KeyStore& store) {
 // the new row.
 std::vector<uint64_t> carry_over_table(store::Transaction& tx, const std::vector<store::EncryptedColumn>& columns,
                                        const ValueTransform& transform) {
-    return tx.rewrite_values(columns, [&](const store::StoredValue& value) { return transform(value.text); });
+    return tx.rewrite_values(columns, transform);
 }
 
 // The proof before commit: the same values, all opening under the new key id, none left behind.

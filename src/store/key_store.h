@@ -62,8 +62,9 @@ struct StoredValue {
 
 // Scans call back for each non-empty value; returning false stops the scan.
 using ValueVisitor = std::function<bool(const StoredValue&)>;
-// Rewrites call back for each non-empty value; returning a string replaces the stored value.
-using ValueRewriter = std::function<std::optional<std::string>(const StoredValue&)>;
+// Rewrites call back with each non-empty value's text; returning a string replaces the stored value.
+// No row label: a rewrite needs none, and building one for every row costs a scan's worth of work.
+using ValueRewriter = std::function<std::optional<std::string>(std::string_view text)>;
 
 // Free disk for a write, where it is needed.
 struct DiskRoom {

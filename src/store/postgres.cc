@@ -473,10 +473,9 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
         names += fmt::format("a{}, ", i);
         join += fmt::format("{}target.{} = v.a{}::{}", i ? " AND " : "", sql_name(address[i].name), i, address[i].type);
     }
-    selected += db_.row_label(table_name);
     for (size_t i = 0; i < columns.size(); ++i) {
         std::string col = sql_name(columns[i].column);
-        selected += ", " + col;
+        selected += (i ? ", " : "") + col;
         any_stored += (i ? " OR " : "") + col + " IS NOT NULL";
         assignments += fmt::format("{}{} = coalesce(v.v{}, target.{})", i ? ", " : "", col, i, col);
         arrays += fmt::format("{}${}::{}[]", i ? ", " : "", address.size() + i + 1, columns[i].blob ? "bytea" : "text");
@@ -491,7 +490,7 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
     conn.prepare(what, update, fmt::format("UPDATE {} AS target SET {} FROM unnest({}) AS v({}) WHERE {}", table,
                                            assignments, arrays, names, join));
 
-    const int width = static_cast<int>(columns.size()), label = static_cast<int>(address.size());
+    const int width = static_cast<int>(columns.size()), first_value = static_cast<int>(address.size());
     std::vector<uint64_t> rewritten(columns.size(), 0);
     for (;;) {
         auto page = conn.exec(what, fetch);
@@ -501,8 +500,8 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
         for (int row = 0; row < page.rows(); ++row) {
             bool changed = false;
             for (int i = 0; i < width; ++i) {
-                StoredValue value{page.view(row, label), page.view(row, label + 1 + i)};
-                row_replacements[i] = value.text.empty() ? std::nullopt : rewrite(value);
+                std::string_view text = page.view(row, first_value + i);
+                row_replacements[i] = text.empty() ? std::nullopt : rewrite(text);
                 changed = changed || row_replacements[i];
             }
             if (!changed) continue;

@@ -258,9 +258,8 @@ private:
             assignments += fmt::format("{}{} = coalesce(?{}, {})", i ? ", " : "", col, i + 1, col);
         }
         SQLite::Statement page(db_.handle(),
-                               fmt::format("SELECT rowid, {}{} FROM {} WHERE rowid > ? AND ({}) ORDER BY rowid LIMIT {}",
-                                           db_.row_label(columns.front().table), selected, table, any_stored,
-                                           rewrite_page_rows));
+                               fmt::format("SELECT rowid{} FROM {} WHERE rowid > ? AND ({}) ORDER BY rowid LIMIT {}",
+                                           selected, table, any_stored, rewrite_page_rows));
         SQLite::Statement update(db_.handle(), fmt::format("UPDATE {} SET {} WHERE rowid = ?{}", table, assignments,
                                                            columns.size() + 1));
         const size_t width = columns.size();
@@ -275,13 +274,12 @@ private:
             while (page.executeStep()) {
                 ++rows;
                 last_rowid = page.getColumn(0).getInt64();
-                std::string_view label = bytes_of(page.getColumn(1));
                 size_t first = replacements.size();
                 bool changed = false;
                 for (size_t i = 0; i < width; ++i) {
-                    auto stored = page.getColumn(static_cast<int>(i + 2));
-                    StoredValue value{label, sealable_bytes(stored)};
-                    auto replacement = value.text.empty() ? std::nullopt : rewrite(value);
+                    auto stored = page.getColumn(static_cast<int>(i + 1));
+                    std::string_view text = sealable_bytes(stored);
+                    auto replacement = text.empty() ? std::nullopt : rewrite(text);
                     replacements.push_back(replacement ? std::optional<Replacement>({std::move(*replacement), stored.getType() == SQLITE_BLOB})
                                                        : std::nullopt);
                     changed = changed || replacement;
