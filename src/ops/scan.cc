@@ -12,12 +12,15 @@
 #include <botan/hex.h>
 #include <fmt/format.h>
 
+#include "util/text.h"
+
 // One reader (this thread) streams rows out of the database, one statement per table, and puts the
 // values that may be payloads into batches; a few workers, each with its own cipher object,
 // classify and open them. Batches are recycled and the queue is bounded, so memory stays flat at
-// any database size. Problems carry their (column, position) so the report comes out in exactly
-// the order a single-threaded census would give, and each worker keeps only its first
-// problems_named per column: their union holds the first problems_named of every column.
+// any database size. Problems are named column by column in the order of their row labels
+// (natural_less: integer keys and ctids by value), whatever order the rows came in — the database
+// is not asked to sort them, which cost it more than reading them — and each worker keeps only the
+// first problems_named per column in that order: their union holds the first of every column.
 
 namespace ik::ops {
 namespace {
@@ -51,9 +54,22 @@ struct Batch {
 
 struct PositionedProblem {
     size_t column;
-    uint64_t position;
+    uint64_t position;  // in the census: orders problems whose row labels are equal
     ValueProblem problem;
 };
+
+bool named_before(const PositionedProblem& a, const PositionedProblem& b) {
+    if (a.column != b.column) return a.column < b.column;
+    if (a.problem.row != b.problem.row) return natural_less(a.problem.row, b.problem.row);
+    return a.position < b.position;
+}
+
+// Keeps the first `keep` problems of a list of one column in naming order.
+void keep_first(std::vector<PositionedProblem>& problems, size_t keep) {
+    if (problems.size() <= keep) return;
+    std::nth_element(problems.begin(), problems.begin() + static_cast<std::ptrdiff_t>(keep), problems.end(), named_before);
+    problems.resize(keep);
+}
 
 // A bounded hand-over of batches between the reader and the workers, plus a pool of empty ones.
 class BatchQueue {
@@ -121,9 +137,9 @@ struct WorkerTally {
     void add_problem(size_t column, uint64_t position, const store::EncryptedColumn& c, std::string_view row,
                      std::string reason, std::string detail) {
         ++problem_count;
-        if (problems[column].size() < problems_named)
-            problems[column].push_back({column, position, {c.table, c.column, std::string(row), std::move(reason),
-                                                           std::move(detail)}});
+        auto& kept = problems[column];
+        kept.push_back({column, position, {c.table, c.column, std::string(row), std::move(reason), std::move(detail)}});
+        if (kept.size() >= 2 * problems_named) keep_first(kept, problems_named);  // memory stays bounded
     }
 };
 
@@ -257,9 +273,7 @@ Census merge(std::vector<ColumnCensus> columns, std::vector<WorkerTally>& tallie
         }
         census.problem_count += tally.problem_count;
     }
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.column, a.position) < std::tie(b.column, b.position);
-    });
+    std::sort(all.begin(), all.end(), named_before);
     size_t kept_in_column = 0;
     for (size_t i = 0; i < all.size(); ++i) {
         kept_in_column = (i > 0 && all[i - 1].column == all[i].column) ? kept_in_column + 1 : 0;

@@ -124,7 +124,7 @@ public:
     // hold a sealed value (TableColumns); in table order.
     virtual std::vector<TableColumns> text_columns() = 0;
     // Streams every row of `table` with the values of its columns: one statement (PostgreSQL: one
-    // server-side cursor) per table, constant memory.
+    // server-side cursor) per table, constant memory, rows in no particular order.
     virtual void scan_rows(const TableColumns& table, const RowVisitor& visit) = 0;
     virtual uint64_t count_rows(const std::string& table) = 0;
     // The ids in the `migrations` table (gormigrate's), or nullopt when there is no such table.

@@ -50,4 +50,27 @@ std::string printable(std::string_view text) {
     return out;
 }
 
+bool natural_less(std::string_view a, std::string_view b) {
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+        if (!digit(a[i]) || !digit(b[j])) {
+            if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+            ++i, ++j;
+            continue;
+        }
+        size_t run_a = i, run_b = j;
+        while (run_a < a.size() && a[run_a] == '0') ++run_a;  // leading zeros do not change the value
+        while (run_b < b.size() && b[run_b] == '0') ++run_b;
+        size_t end_a = run_a, end_b = run_b;
+        while (end_a < a.size() && digit(a[end_a])) ++end_a;
+        while (end_b < b.size() && digit(b[end_b])) ++end_b;
+        if (end_a - run_a != end_b - run_b) return end_a - run_a < end_b - run_b;  // fewer digits, smaller
+        if (int c = a.substr(run_a, end_a - run_a).compare(b.substr(run_b, end_b - run_b)); c != 0) return c < 0;
+        if (end_a - i != end_b - j) return end_a - i < end_b - j;  // equal values: fewer leading zeros first
+        i = end_a, j = end_b;
+    }
+    return a.size() - i < b.size() - j;
+}
+
 }  // namespace ik

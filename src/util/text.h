@@ -13,4 +13,9 @@ bool valid_utf8(std::string_view text);
 // `text` for a message: printable ASCII and valid UTF-8 as they are, every other byte as \xNN.
 std::string printable(std::string_view text);
 
+// Whether `a` sorts before `b` with runs of digits compared by their value ("id=9" before
+// "id=10", "(2,7)" before "(10,1)"), every other byte by its value. Row labels built from integer
+// keys or a ctid come out in key order without asking the database to sort.
+bool natural_less(std::string_view a, std::string_view b);
+
 }  // namespace ik

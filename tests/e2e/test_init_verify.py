@@ -141,6 +141,27 @@ class VerifyTest(E2E):
             self.assertEqual(reports[0]["failures"], other["failures"])
             self.assertEqual(reports[0]["columns"], other["columns"])
 
+    def test_failures_are_named_in_key_order_whatever_order_the_rows_are_stored_in(self):
+        # Damaged from the highest ids down: on PostgreSQL an UPDATE puts the rows' new versions at the
+        # end of the table, so the table's own order is no longer the key's. 2,100 damaged
+        # values in one column are more than a worker keeps before trimming (2 x 1000 named).
+        self.inst.add_values(3000, start=100)
+        rows = [rid for (rid,) in self.inst.query(
+            "SELECT id FROM providers WHERE length(client_secret) > 0 ORDER BY id")]
+        damaged = rows[:2100]
+        for chunk in (damaged[1400:], damaged[700:1400], damaged[:700]):
+            self.inst.execute("UPDATE providers SET client_secret = 'x' || client_secret WHERE id BETWEEN ? AND ? "
+                              "AND length(client_secret) > 0",
+                              (chunk[0], chunk[-1]))
+        for jobs in (1, 4):
+            r = self.inst.run("verify", "--level", "full", "--json", "--jobs", str(jobs))
+            self.assertExit(r, "problems")
+            report = json.loads(r.stdout)
+            named = [int(f["row"]) for f in report["failures"]
+                     if (f["table"], f["column"]) == ("providers", "client_secret")]
+            self.assertEqual(named, damaged[:1000], f"--jobs {jobs}")
+            self.assertEqual(report["failed"], 2100)
+
     def test_verify_with_the_wrong_root_key_fails_and_writes_nothing(self):
         with open(self.inst.key_path, "wb") as f:
             f.write(os.urandom(32))

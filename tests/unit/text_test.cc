@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "util/nearest.h"
 #include "util/text.h"
 
@@ -34,4 +38,25 @@ TEST_CASE("nearest suggests the option one typo away, whatever the case, and not
     CHECK(nearest("tls", options) == std::nullopt);
     CHECK(nearest(std::string(5000, 'k'), options) == std::nullopt);        // skipped by its length alone
     CHECK(nearest("", options) == std::nullopt);
+}
+
+TEST_CASE("natural_less puts row labels of integer keys and ctids in key order") {
+    CHECK(natural_less("9", "10"));
+    CHECK_FALSE(natural_less("10", "9"));
+    CHECK(natural_less("id=2", "id=11"));
+    CHECK(natural_less("identity_id=3,provider_id=20", "identity_id=3,provider_id=100"));
+    CHECK(natural_less("identity_id=3,provider_id=100", "identity_id=12,provider_id=1"));
+    CHECK(natural_less("(2,7)", "(10,1)"));
+    CHECK(natural_less("(10,1)", "(10,2)"));
+    CHECK(natural_less("abc", "abd"));
+    CHECK(natural_less("ab", "abc"));
+    CHECK(natural_less("a9", "ab"));     // a digit is still its byte against a letter
+    CHECK(natural_less("007", "08"));    // by value
+    CHECK(natural_less("07", "007") != natural_less("007", "07"));  // a strict order even so
+    CHECK_FALSE(natural_less("42", "42"));
+    CHECK_FALSE(natural_less("", ""));
+    CHECK(natural_less("", "0"));
+    std::vector<std::string> labels = {"100", "(0,3)", "20", "3", "NULL", "(0,12)", "99999999999999999999", "1"};
+    std::sort(labels.begin(), labels.end(), [](const auto& a, const auto& b) { return natural_less(a, b); });
+    CHECK(labels == std::vector<std::string>{"(0,3)", "(0,12)", "1", "3", "20", "100", "99999999999999999999", "NULL"});
 }
