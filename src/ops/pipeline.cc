@@ -6,15 +6,8 @@
 
 namespace ik::ops {
 
-void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) {
-    if (plan.blocking.empty()) return;
-    const ValueProblem& first = plan.blocking.front();
-    std::string more = plan.blocking.size() > 1 ? fmt::format(" and {} more", plan.blocking.size() - 1) : "";
-    throw Error(ExitCode::problems,
-                fmt::format("{}.{} row {} in {} does not open with the db key ({}: {}){}; re-keying would hide the "
-                            "damage, so nothing changed",
-                            first.table, first.column, first.row, database, first.reason, first.detail, more),
-                "run `infra-keys verify --level full` to list every such value, fix or clear them, then run again");
+void append_counts(const std::vector<std::pair<std::string, uint64_t>>& values_by_column, out::Steps& lines) {
+    for (const auto& [column, count] : values_by_column) lines.push_back(fmt::format("  {} values in {}", count, column));
 }
 
 bool committed_since(Installation& inst, const store::KeyRow& before) {

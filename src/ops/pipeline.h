@@ -1,9 +1,10 @@
 // The order every key change goes through, and what undoes it:
-//   plan     read only: config, provider, store, census, and every check that can refuse
-//            (lock_and_check in guard.h, blocking values, the provider's target key); --dry-run
-//            is exactly this step and exits with the code the real run would
+//   plan     read only: config, provider, store, and every check that can refuse (lock_and_check
+//            in guard.h, the journal's free disk, the provider's target key); --dry-run is exactly
+//            this step plus the census, and exits with the code the real run would
 //   stage    new key material written beside the key (temp, fsync, rename, fsync dir), the old kept
-//   commit   the one transaction, proved by read-back before it commits (rekey.h)
+//   commit   the one transaction: one pass re-keys every sealed value, the census under the new
+//            row proves it before the commit, or names a value that blocks it (rekey.h)
 //   install  the new key moved over the old, then clean up
 // A failure or refusal before the commit undoes what stage wrote, in the same run, so the
 // installation is byte-for-byte what it was; only a kill leaves staged keys behind (then
@@ -18,12 +19,12 @@
 #include "ops/key_slots.h"
 #include "ops/rekey.h"
 #include "util/error.h"
+#include "util/output.h"
 
 namespace ik::ops {
 
-// Plan: values that would stop the re-keying are the operator's problem to fix first (exit 1),
-// named with where they are, before anything is written.
-void refuse_blocking_values(const RekeyPlan& plan, const std::string& database);
+// "  N values in table.column", a line per column, under the line that counts them all.
+void append_counts(const std::vector<std::pair<std::string, uint64_t>>& values_by_column, out::Steps& lines);
 
 // Whether the live dbkey row changed since `before`, read back after a failure: a commit happened
 // (or we cannot tell, so assume it did and keep what was written).

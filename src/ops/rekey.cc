@@ -10,8 +10,6 @@
 namespace ik::ops {
 namespace {
 
-constexpr size_t problems_in_message = 20;
-
 std::vector<ValueProblem> blocking_of(const Census& census) {
     std::vector<ValueProblem> out;
     for (const auto& p : census.problems)
@@ -26,53 +24,59 @@ std::vector<std::pair<std::string, uint64_t>> sealed_by_column(const Census& cen
     return out;
 }
 
-// ik::Error(problems) naming the values a re-key cannot carry over: re-keying them would hide the
-// damage, and leaving them would leave them behind.
-void refuse_blocking(const Census& census, store::KeyStore& store) {
-    auto blocking = blocking_of(census);
-    if (census.blocking() == 0) return;
-    std::string named;
-    for (size_t i = 0; i < blocking.size() && i < problems_in_message; ++i)
-        named += fmt::format("{}{}.{} row {} ({})", i ? "; " : "", blocking[i].table, blocking[i].column,
-                             blocking[i].row, blocking[i].reason);
-    uint64_t count = census.blocking();
-    if (count > std::min<uint64_t>(blocking.size(), problems_in_message))
-        named += fmt::format("; and {} more", count - std::min<uint64_t>(blocking.size(), problems_in_message));
-    throw Error(ExitCode::problems,
-                fmt::format("{} value{} in {} would not carry over to the new wrapping: {}; nothing changed", count,
-                            count == 1 ? "" : "s", store.describe(), named),
-                "run `infra-keys verify --level full` to see each one");
+// `count` counts the values past the ones named (a census names at most problems_named per column).
+Error blocking_values_error(const std::vector<ValueProblem>& blocking, uint64_t count, const std::string& database) {
+    const ValueProblem& first = blocking.front();
+    count = std::max<uint64_t>(count, blocking.size());
+    std::string more = count > 1 ? fmt::format(" and {} more", count - 1) : "";
+    return Error(ExitCode::problems,
+                 fmt::format("{}.{} row {} in {} does not open with the db key ({}: {}){}; re-keying would hide the "
+                             "damage, so nothing changed",
+                             first.table, first.column, first.row, database, first.reason, first.detail, more),
+                 "run `infra-keys verify --level full` to list every such value, fix or clear them, then run again");
 }
 
-// Carries every sealed value of one table over with `transform`, each row in one UPDATE. The
-// census before proved each value it must touch opens; the census after proves they open under
-// the new row.
-std::vector<uint64_t> carry_over_table(store::Transaction& tx, const std::vector<store::EncryptedColumn>& columns,
-                                       const ValueTransform& transform) {
-    return tx.rewrite_values(columns, transform);
+// One pass over every table that can hold a sealed value, carrying each value sealed by the old
+// row over with `transform`: the values carried, per column, in the census's column order.
+RekeyCounts carry_over(store::Transaction& tx, store::KeyStore& store, const ValueTransform& transform) {
+    RekeyCounts counts;
+    for (const auto& table : store.text_columns()) {
+        auto rewritten = tx.rewrite_values(table.columns, transform);
+        for (size_t i = 0; i < table.columns.size(); ++i) {
+            if (rewritten[i] == 0) continue;
+            counts.values_by_column.emplace_back(table.columns[i].name(), rewritten[i]);
+            counts.values += rewritten[i];
+        }
+    }
+    return counts;
 }
 
-// The proof before commit: the same values, all opening under the new key id, none left behind.
-void prove_rekeyed(const Census& before, const Census& after, store::KeyStore& store) {
+// The proof before commit, from the census under the new row: every value sealed there opens, and
+// each column holds what the pass carried over (`carried`, if it ran), no more (a trigger's copy)
+// and no fewer.
+std::optional<Error> disproof(const RekeyCounts* carried, const Census& after, store::KeyStore& store) {
     auto blocking = blocking_of(after);
     if (!blocking.empty())
-        fail(ExitCode::database, "after re-keying, {}.{} row {} in {} does not open under the new dbkey row ({}); "
-             "nothing committed", blocking.front().table, blocking.front().column, blocking.front().row,
-             store.describe(), blocking.front().reason);
-    if (sealed_by_column(before) != sealed_by_column(after))
-        fail(ExitCode::database, "after re-keying, {} holds {} sealed values where it held {} before; nothing committed",
-             store.describe(), after.sealed(), before.sealed());
+        return Error(ExitCode::database,
+                     fmt::format("after re-keying, {}.{} row {} in {} does not open under the new dbkey row ({}); "
+                                 "nothing committed", blocking.front().table, blocking.front().column,
+                                 blocking.front().row, store.describe(), blocking.front().reason));
+    if (carried && sealed_by_column(after) != carried->values_by_column)
+        return Error(ExitCode::database,
+                     fmt::format("after re-keying, {} holds {} values sealed under the new dbkey row where {} were "
+                                 "carried over; nothing committed", store.describe(), after.sealed(), carried->values));
+    return std::nullopt;
 }
 
-// The census's columns holding sealed values, grouped by table (a census lists them table by table).
-std::vector<std::vector<const ColumnCensus*>> sealed_tables(const Census& census) {
-    std::vector<std::vector<const ColumnCensus*>> tables;
-    for (const auto& c : census.columns) {
-        if (c.sealed == 0) continue;
-        if (tables.empty() || tables.back().front()->column.table != c.column.table) tables.emplace_back();
-        tables.back().push_back(&c);
+// After a failed proof, rolled back: the values as they were tell a value that blocked the change
+// (named, exit 1) from a rewrite that went wrong (the proof's own error).
+Error why_not_proven(store::KeyStore& store, const OpenDbKey& current, const CensusOptions& options, Error proof) {
+    try {
+        Census census = take_census(store, current.plaintext, current.key_id, options);
+        if (census.blocking() > 0) return blocking_values_error(blocking_of(census), census.blocking(), store.describe());
+    } catch (const Error&) {
     }
-    return tables;
+    return proof;
 }
 
 std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
@@ -90,12 +94,17 @@ void require_room_to_rewrite(store::KeyStore& store) {
                             room->directory));
 }
 
-RekeyPlan plan_of(const Census& census, store::KeyStore& store) {
+Census census_under(store::KeyStore& store, const OpenDbKey& current) {
+    return take_census(store, current.plaintext, current.key_id, census_options(detect_release(store)));
+}
+
+RekeyPlan plan_of(const Census& census) {
     RekeyPlan plan;
+    plan.counted = true;
     plan.values_by_column = sealed_by_column(census);
     plan.values = census.sealed();
     plan.blocking = blocking_of(census);
-    if (plan.values > 0) require_room_to_rewrite(store);
+    plan.blocking_count = census.blocking();
     return plan;
 }
 
@@ -121,7 +130,7 @@ ValueTransform reseal(const OpenDbKey& from, const SecretBytes& to_key, const se
 }
 
 KeyChange begin_key_change(store::KeyStore& store, const store::KeyRow& expected) {
-    KeyChange change{store.encrypted_columns(), store.begin_exclusive(), std::nullopt};
+    KeyChange change{store.begin_exclusive()};
     auto row = change.tx->live_key(db_key_name);
     if (!row || row->id != expected.id || row->encrypted != expected.encrypted)
         fail(ExitCode::refused, "the dbkey row in {} changed while infra-keys worked; nothing written, run the command again",
@@ -150,15 +159,6 @@ RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const O
     if (!row || row->id != current.row.id || row->encrypted != current.row.encrypted)
         fail(ExitCode::internal, "the dbkey row in {} is not the one this key change began with", store.describe());
 
-    // The census is taken under the lock, inside the transaction: what it finds is what is there.
-    // A census the plan took under this same lock is that census already.
-    CensusOptions options = census_options(detect_release(store));
-    Census before = change.census && change.census->key_id == current.key_id
-                        ? std::move(change.census->census)
-                        : take_census(store, current.plaintext, current.key_id, options);
-    change.census.reset();
-    refuse_blocking(before, store);
-
     const NewWrapping& next = target.next;
     store::KeyRow updated = *row;
     updated.encrypted = next.wrapped;
@@ -167,22 +167,16 @@ RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const O
     updated.updated_at = store::now_timestamp();
     tx->update_key(updated);
 
-    RekeyCounts counts;
+    // A re-wrap that keeps the wrapped bytes' key id leaves every value as it is; the census under
+    // the new row still proves every one opens.
     seal::KeyId new_id = seal::key_id_of(next.wrapped);
-    // A re-wrap that keeps the wrapped bytes' key id leaves every value as it is.
-    if (new_id != current.key_id || target.db_key != current.plaintext) {
-        for (const auto& table : sealed_tables(before)) {
-            std::vector<store::EncryptedColumn> columns;
-            for (const auto* c : table) columns.push_back(c->column);
-            auto rewritten = carry_over_table(*tx, columns, target.transform);
-            for (size_t i = 0; i < table.size(); ++i) {
-                if (rewritten[i] != table[i]->sealed)
-                    fail(ExitCode::database, "{} changed while infra-keys re-keyed it ({} values rewritten, {} counted); "
-                         "nothing committed", table[i]->column.name(), rewritten[i], table[i]->sealed);
-                counts.values += rewritten[i];
-            }
-        }
-        prove_rekeyed(before, take_census(store, target.db_key, new_id, options), store);
+    const bool rewrites = new_id != current.key_id || target.db_key != current.plaintext;
+    RekeyCounts counts = rewrites ? carry_over(*tx, store, target.transform) : RekeyCounts{};
+    CensusOptions options = census_options(detect_release(store));
+    Census after = take_census(store, target.db_key, new_id, options);
+    if (auto failure = disproof(rewrites ? &counts : nullptr, after, store)) {
+        change.tx.reset();  // rolled back before anything is read again
+        throw why_not_proven(store, current, options, std::move(*failure));
     }
 
     // Proof before commit: the row as now stored opens with the new root key to the new db key.
@@ -198,22 +192,22 @@ RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const O
 }
 
 RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current) {
-    return plan_of(take_census(store, current.plaintext, current.key_id, census_options(detect_release(store))), store);
-}
-
-RekeyPlan plan_rekey(KeyChange& change, store::KeyStore& store, const OpenDbKey& current) {
-    change.census.reset();
-    Census census = take_census(store, current.plaintext, current.key_id, census_options(detect_release(store)));
-    RekeyPlan plan = plan_of(census, store);
-    change.census = LockedCensus{current.key_id, std::move(census)};
+    RekeyPlan plan = plan_of(census_under(store, current));
+    if (plan.values > 0) require_room_to_rewrite(store);
     return plan;
 }
 
-std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& store) {
-    store::KeyRow row = require_db_key_row(store);
-    CensusOptions options = census_options(detect_release(store));
-    options.open_values = false;
-    return sealed_by_column(take_census(store, {}, seal::key_id_of(row.encrypted), options));
+RekeyPlan plan_rewrite(store::KeyStore& store, const OpenDbKey& current, bool census_first) {
+    // A real run without the census cannot tell whether any value will be rewritten, so the
+    // journal's room is checked either way, and a dry run checks it as the real run does.
+    RekeyPlan plan = census_first ? plan_of(census_under(store, current)) : RekeyPlan{};
+    require_room_to_rewrite(store);
+    refuse_blocking_values(plan, store.describe());
+    return plan;
+}
+
+void refuse_blocking_values(const RekeyPlan& plan, const std::string& database) {
+    if (!plan.blocking.empty()) throw blocking_values_error(plan.blocking, plan.blocking_count, database);
 }
 
 }  // namespace ik::ops

@@ -22,23 +22,15 @@ struct NewWrapping {
 
 struct RekeyCounts {
     uint64_t values = 0;  // values carried over to the new row (re-keyed or re-sealed)
+    std::vector<std::pair<std::string, uint64_t>> values_by_column;  // "table.column" -> values carried over
 };
 
 // How the new wrapping is proven before commit: unwrap it with the new root key.
 using Unwrapper = std::function<SecretBytes(ByteView wrapped)>;
 
-// A census taken under a key change's lock: nothing can change what it found before that change
-// writes, so commit_rewrap takes it as its census before rewriting instead of reading it all again.
-struct LockedCensus {
-    seal::KeyId key_id;  // the db key row's key id it was taken for
-    Census census;
-};
-
-// The exclusive transaction of one key change, with the encrypted columns read just before it.
+// The exclusive transaction of one key change.
 struct KeyChange {
-    std::vector<store::EncryptedColumn> columns;
     std::unique_ptr<store::Transaction> tx;
-    std::optional<LockedCensus> census;  // set by plan_rekey(KeyChange&, …)
 };
 
 // Begins a key change: takes the exclusive lock (ik::Error(refused) at once if another infra-keys
@@ -73,13 +65,15 @@ struct KeyChangeTarget {
     std::function<void()> before_commit;
 };
 
-// In the key change's transaction: writes `target.next` into the dbkey row, takes a census of every
-// text and blob column, carries every value it found sealed by the db key over with
-// `target.transform`, wherever it is, then reads the census again and commits only if every one of
-// those values opens under the new row's key and key id (so, GCM being authenticated, none under
-// the old one), the counts per column are unchanged, and `unwrap_next` opens the new row to
-// `target.db_key`. A sealed value that does not open or carries another key id stops it first
-// (ik::Error(problems), naming each). Anything wrong rolls everything back.
+// In the key change's transaction: writes `target.next` into the dbkey row and carries every value
+// sealed by the db key over with `target.transform`, wherever it is, in one pass over every text and
+// blob column (that pass is the census of what to carry: no census is read before it). Then it
+// reads the census under the new row and commits only if every value there opens under the new
+// row's key and key id (so, GCM being authenticated, none is left under the old one), each column
+// holds exactly the values the pass carried over, and `unwrap_next` opens the new row to
+// `target.db_key`. Anything wrong rolls everything back; then a census under the old row tells a
+// value that blocked the change (ik::Error(problems), naming each, as refuse_blocking_values) from
+// a rewrite that went wrong (ik::Error(database)).
 // `failpoint_prefix` names the points "<prefix>-before-commit"/"-after-commit".
 RekeyCounts commit_key_change(KeyChange& change, store::KeyStore& store, const OpenDbKey& current,
                               const KeyChangeTarget& target, const std::string& failpoint_prefix);
@@ -92,21 +86,30 @@ RekeyCounts commit_rewrap(store::KeyStore& store, const OpenDbKey& current, cons
                           const Unwrapper& unwrap_next, const std::string& failpoint_prefix);
 
 struct RekeyPlan {
+    bool counted = false;  // the census was read: the fields below are known
     std::vector<std::pair<std::string, uint64_t>> values_by_column;  // "table.column" -> values to re-key
     uint64_t values = 0;
-    std::vector<ValueProblem> blocking;  // values that would stop the change
+    std::vector<ValueProblem> blocking;  // values that would stop the change (the first ones named)
+    uint64_t blocking_count = 0;         // all of them
 };
 // Read-only census of what re-keying away from `current` would touch and what would block it.
 // When there are values to rewrite, refuses (ik::Error(database)) a database without the free disk
 // its journal needs (KeyStore::room_to_rewrite), before anything is written.
 RekeyPlan plan_rekey(store::KeyStore& store, const OpenDbKey& current);
-// The same inside `change`, under its lock: the census is kept in change.census for commit_rewrap,
-// so a key change reads every value twice (this census and the proof after rewriting), not three times.
-RekeyPlan plan_rekey(KeyChange& change, store::KeyStore& store, const OpenDbKey& current);
 
-// What commit_rewrap would touch, for --dry-run, from key ids alone (no key needed):
-// (column name, values carrying the live dbkey row's key id) for every column holding any.
-std::vector<std::pair<std::string, uint64_t>> values_to_rekey(store::KeyStore& store);
+// The plan of a key change, under its lock (begin_key_change), before anything is written. With
+// `census_first` (a dry run, or a change that will take a step nothing can undo before its
+// commit, such as a provider's new key version) it takes the census and refuses as
+// refuse_blocking_values. Otherwise the census rides on the rewrite (commit_key_change), which
+// saves reading every value once more; a blocking value then stops the change at its proof, after
+// what was staged, which the caller's failure path undoes as for any failure before the commit
+// (the plan is not `counted`). Either way it refuses first a database without the free disk its
+// journal needs (KeyStore::room_to_rewrite), since it cannot know no value will be rewritten.
+RekeyPlan plan_rewrite(store::KeyStore& store, const OpenDbKey& current, bool census_first);
+
+// Plan: values that would stop the re-keying are the operator's problem to fix first (exit 1),
+// named with where they are, before anything is written.
+void refuse_blocking_values(const RekeyPlan& plan, const std::string& database);
 
 }  // namespace ik::ops
 

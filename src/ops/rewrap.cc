@@ -94,15 +94,14 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
     // Plan: everything that can refuse, before anything is written.
     require_server_stopped(inst, options.server_stopped);
     KeyChange change = begin_key_change(inst.store(), row);  // before a root key is created
-    RekeyPlan plan = plan_rekey(change, inst.store(), current);  // under the lock: also the census before
-    refuse_blocking_values(plan, inst.store().describe());
     bool create_root_key = !inst.provider->root_key_exists();
+    // A root key the provider creates cannot be taken back: whatever would refuse must refuse before it.
+    RekeyPlan plan = plan_rewrite(inst.store(), current, options.dry_run || (create_root_key && !slots));
     std::string verb = options.dry_run ? "would " : "";
     if (options.dry_run) {
         if (create_root_key) result.lines.push_back(fmt::format("would create root key: {}", inst.provider->describe()));
         result.lines.push_back(fmt::format("would re-wrap it under {} in one transaction, re-keying:", inst.provider->describe()));
-        for (const auto& [column, count] : plan.values_by_column)
-            result.lines.push_back(fmt::format("  {} values in {}", count, column));
+        append_counts(plan.values_by_column, result.lines);
         return result;
     }
 
@@ -120,8 +119,9 @@ RewrapResult rewrap(Installation& inst, const RewrapOptions& options) {
         RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                            [&](ByteView w) { return inst.provider->unwrap(w); }, "rewrap");
         result.values = counts.values;
-        result.lines.push_back(fmt::format("dbkey row {} re-wrapped under {}; {} encrypted values re-keyed", row.id,
-                                           inst.provider->describe(), counts.values));
+        result.lines.push_back(fmt::format("dbkey row {} re-wrapped under {}; {} encrypted values re-keyed{}", row.id,
+                                           inst.provider->describe(), counts.values, counts.values ? ":" : ""));
+        append_counts(counts.values_by_column, result.lines);
     } catch (const Error& e) {
         change.tx.reset();
         // Read back, never assume: a row the new key opens has committed, and its key must stay.

@@ -27,10 +27,10 @@ void describe_plan(Installation& inst, const OpenDbKey& current, const RekeyPlan
                    DataKeyResult& result) {
     std::string would = options.dry_run ? "would " : "";
     result.lines.push_back(fmt::format("{}generate a new db key with {}", would, inst.provider->describe()));
-    result.lines.push_back(fmt::format("{}replace dbkey row {} in {} in one transaction, re-sealing {} values:", would,
-                                       current.row.id, inst.store().describe(), plan.values));
-    for (const auto& [column, count] : plan.values_by_column)
-        result.lines.push_back(fmt::format("  {} values in {}", count, column));
+    std::string what = plan.counted ? fmt::format("{} values:", plan.values) : "every value sealed by it";
+    result.lines.push_back(fmt::format("{}replace dbkey row {} in {} in one transaction, re-sealing {}", would,
+                                       current.row.id, inst.store().describe(), what));
+    append_counts(plan.values_by_column, result.lines);
     if (options.backup)
         result.lines.push_back(fmt::format("{}back up the new db key to {} before the commit", would, options.backup->path));
 }
@@ -56,8 +56,8 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
     DataKeyResult result;
     result.lines.on_line = options.on_step;
     KeyChange change = begin_key_change(inst.store(), current.row);
-    RekeyPlan plan = plan_rekey(change, inst.store(), current);  // under the lock: also the census before
-    refuse_blocking_values(plan, inst.store().describe());
+    // Nothing is staged outside the transaction: a real run's census can ride on the rewrite.
+    RekeyPlan plan = plan_rewrite(inst.store(), current, options.dry_run);
     result.values = plan.values;
     describe_plan(inst, current, plan, options, result);
     if (options.dry_run) return result;
@@ -71,15 +71,18 @@ DataKeyResult rotate_data_key(Installation& inst, const DataKeyOptions& options)
                            [&](ByteView wrapped) { return inst.provider->unwrap(wrapped); },
                            {}};
     if (backup) target.before_commit = [&] { back_up_new_key(inst, *backup, fresh.plaintext, result); };
+    RekeyCounts counts;
     try {
-        result.values = commit_key_change(change, inst.store(), current, target, failpoint_prefix).values;
+        counts = commit_key_change(change, inst.store(), current, target, failpoint_prefix);
     } catch (const Error& e) {
         change.tx.reset();
         if (backup) throw backup->undo(e, committed_since(inst, current.row));
         throw;
     }
-    result.lines.push_back(fmt::format("dbkey row {} now wraps a new db key (key id {}); {} values re-sealed with it",
-                                       current.row.id, seal::to_hex(new_id), result.values));
+    result.values = counts.values;
+    result.lines.push_back(fmt::format("dbkey row {} now wraps a new db key (key id {}); {} values re-sealed with it{}",
+                                       current.row.id, seal::to_hex(new_id), counts.values, counts.values ? ":" : ""));
+    append_counts(counts.values_by_column, result.lines);
     return result;
 }
 

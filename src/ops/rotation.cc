@@ -14,13 +14,14 @@
 
 // The order of a native rotation (K = the configured root key's slot, see key_slots.h):
 //   plan  lock the key directory, check the server, take the database's exclusive lock
-//         (begin_key_change, held until 3 commits), census the values under it
+//         (begin_key_change, held until 3 commits), check the journal's free disk; the census of
+//         the values rides on 3's rewrite (a dry run takes it here, to predict refusals)
 //   1. create K.new with a new key (a file: temp, fsync, rename, fsync dir)   failpoint rotate-after-write-new-key
 //   2. keep the old key as K.<stamp>.retired                                  failpoint rotate-after-retain
 //   3. one transaction: dbkey row re-wrapped by K.new, every value re-keyed  failpoints rotate-before/after-commit
 //   4. move K.new over K (rename(2), or one conditional Secret write)        failpoint rotate-after-install
 // Before 3 commits the row opens with K; after, with K.new until 4, then with K. A failure before
-// 3 commits removes what 1 and 2 wrote; a kill leaves K.new, which every command detects, and
+// 3 commits (a value that blocks the re-key included) removes what 1 and 2 wrote; a kill leaves K.new, which every command detects, and
 // --resume finishes from whichever of the two opens the row (--abort drops it if K still does).
 //
 // Providers that rotate in place keep no key material here, so they have nothing to stage: the
@@ -38,16 +39,20 @@ bool opens(providers::RootKeyProvider& provider, const store::KeyRow& row) {
 }
 
 // Plan: the database's exclusive lock (a second writer, or a database that cannot take a write
-// transaction, refuses here with nothing written), then under it the census and what would block it.
-KeyChange plan_key_change(Installation& inst, const OpenDbKey& current, RotateResult& result) {
+// transaction, refuses here with nothing written), then under it the plan of the rewrite
+// (plan_rewrite: with `census_first`, the census and what would block it).
+KeyChange plan_key_change(Installation& inst, const OpenDbKey& current, bool census_first, RotateResult& result) {
     KeyChange change = begin_key_change(inst.store(), current.row);
-    RekeyPlan plan = plan_rekey(change, inst.store(), current);  // under the lock: also the census before
-    refuse_blocking_values(plan, inst.store().describe());
+    RekeyPlan plan = plan_rewrite(inst.store(), current, census_first);
+    if (!plan.counted) {
+        result.lines.push_back(fmt::format("re-wrap dbkey row {} in {} in one transaction, re-keying every value "
+                                           "sealed by it", current.row.id, inst.store().describe()));
+        return change;
+    }
     result.values = plan.values;
     result.lines.push_back(fmt::format("re-wrap dbkey row {} in {} in one transaction, re-keying {} values:",
                                        current.row.id, inst.store().describe(), plan.values));
-    for (const auto& [column, count] : plan.values_by_column)
-        result.lines.push_back(fmt::format("  {} values in {}", count, column));
+    append_counts(plan.values_by_column, result.lines);
     return change;
 }
 
@@ -121,8 +126,9 @@ void commit_new_wrapping(Installation& inst, KeySlots& slots, KeyChange& change,
     RekeyCounts counts = commit_rewrap(change, inst.store(), current, next,
                                        [&](ByteView w) { return new_key->unwrap(w); }, "rotate");
     result.values = counts.values;
-    result.lines.push_back(fmt::format("dbkey row {} re-wrapped by the new root key; {} encrypted values re-keyed",
-                                       current.row.id, counts.values));
+    result.lines.push_back(fmt::format("dbkey row {} re-wrapped by the new root key; {} encrypted values re-keyed{}",
+                                       current.row.id, counts.values, counts.values ? ":" : ""));
+    append_counts(counts.values_by_column, result.lines);
 }
 
 // The error for a failure during stage or commit. Whether the commit happened is read back, not
@@ -170,7 +176,7 @@ void install_new_key(KeySlots& slots, RotateResult& result) {
 // --resume of a rotation whose commit had not happened: the new key it wrote is committed now.
 void finish_uncommitted(Installation& inst, KeySlots& slots, const store::KeyRow& row, RotateResult& result) {
     OpenDbKey current = open_db_key(*slots.provider(slots.key()), row);
-    KeyChange change = plan_key_change(inst, current, result);
+    KeyChange change = plan_key_change(inst, current, /*census_first=*/false, result);
     StagedKeys keys(slots);
     staged(inst, slots, keys, change, nullptr, [&] {
         retain_old_key(slots, keys, result);
@@ -262,11 +268,12 @@ RotateResult rotate_native(Installation& inst, KeySlots& slots, const RotateOpti
     if (options.dry_run) {
         result.lines.push_back(fmt::format("write a new 32-byte root key to {}", slots.describe(slots.next())));
         result.lines.push_back(fmt::format("retain the current root key as {}", slots.describe(slots.retired("<time>"))));
-        plan_key_change(inst, current, result);
+        plan_key_change(inst, current, /*census_first=*/true, result);
         result.lines.push_back(fmt::format("move {} to {}", slots.describe(slots.next()), slots.describe(slots.key())));
         return result;
     }
-    KeyChange change = plan_key_change(inst, current, result);
+    // What is staged below is undone by any failure before the commit: the census can ride on the rewrite.
+    KeyChange change = plan_key_change(inst, current, /*census_first=*/false, result);
     StagedKeys keys(slots);
     staged(inst, slots, keys, change, if_any(backup), [&] {
         keys.create(slots.next(), crypto::random_key());
@@ -312,7 +319,8 @@ RotateResult rotate_in_provider(Installation& inst, providers::InPlaceRotation& 
     for (auto& line : rotation.plan()) result.lines.push_back(std::move(line));
     prove_round_trip(rotation.target(), result);
     std::optional<KeyChangeBackup> backup = plan_backup(inst, options, result);
-    KeyChange change = plan_key_change(inst, current, result);  // before the provider adds a key version
+    // The provider's new key version cannot be taken back: whatever would refuse must refuse before it.
+    KeyChange change = plan_key_change(inst, current, /*census_first=*/true, result);
     if (options.dry_run) return result;
 
     providers::Rewrapped rewrapped = rotation.rewrap(row.encrypted);

@@ -444,6 +444,8 @@ public:
 private:
     static Param timestamp(const std::string& text) { return text.empty() ? Param::null_value() : Param::text(text); }
     std::vector<uint64_t> rewrite_table(const std::vector<EncryptedColumn>& columns, const ValueRewriter& rewrite);
+    std::string prepare_update(const std::string& table_name, const std::vector<TableShape::Column>& address,
+                               const std::vector<EncryptedColumn>& columns, const std::vector<bool>& set);
 
     Database& db_;
     bool done_ = false;
@@ -451,44 +453,33 @@ private:
 
 // One pass over a table. A cursor reads the rows holding a value in any of the columns; each
 // page's replacements go back in one UPDATE … FROM unnest(…) that sets every rewritten column of
-// a row at once (a column without a replacement gets NULL there and keeps its value). Rows are
-// addressed by primary key; in a table without one (destination_credentials from v0.20) by ctid,
-// which the cursor's FOR UPDATE keeps from changing under us until commit. The cursor reads the
-// table as of its start, so the row versions our UPDATEs create are never visited again.
+// a row at once (a column without a replacement gets NULL there and keeps its value). The UPDATE
+// names only the columns the page rewrites (one prepared statement per such set of columns), so
+// that a column holding no sealed value is never written, nor fires an `UPDATE OF` trigger. Rows
+// are addressed by primary key; in a table without one (destination_credentials from v0.20) by
+// ctid, which the cursor's FOR UPDATE keeps from changing under us until commit. The cursor reads
+// the table as of its start, so the row versions our UPDATEs create are never visited again.
 // Memory is one page; round trips are two per page.
 std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedColumn>& columns,
                                                    const ValueRewriter& rewrite) {
     auto& conn = db_.conn();
     const std::string& table_name = columns.front().table;
-    std::string what = "rewriting " + table_name, table = sql_name(table_name);
+    std::string what = "rewriting " + table_name;
     std::vector<TableShape::Column> address = db_.shape(table_name).primary_key;
     const bool by_ctid = address.empty();
     if (by_ctid) address = {{"ctid", "tid"}};
 
     // Addresses travel as text and are cast back in the join, so every array is text or bytea.
-    std::string selected, any_stored, assignments, arrays, names, join;
-    for (size_t i = 0; i < address.size(); ++i) {
-        selected += fmt::format("CAST({} AS TEXT), ", sql_name(address[i].name));
-        arrays += fmt::format("${}::text[], ", i + 1);
-        names += fmt::format("a{}, ", i);
-        join += fmt::format("{}target.{} = v.a{}::{}", i ? " AND " : "", sql_name(address[i].name), i, address[i].type);
-    }
+    std::string selected, any_stored;
+    for (const auto& a : address) selected += fmt::format("CAST({} AS TEXT), ", sql_name(a.name));
     for (size_t i = 0; i < columns.size(); ++i) {
-        std::string col = sql_name(columns[i].column);
-        selected += (i ? ", " : "") + col;
-        any_stored += (i ? " OR " : "") + col + " IS NOT NULL";
-        assignments += fmt::format("{}{} = coalesce(v.v{}, target.{})", i ? ", " : "", col, i, col);
-        arrays += fmt::format("{}${}::{}[]", i ? ", " : "", address.size() + i + 1, columns[i].blob ? "bytea" : "text");
-        names += fmt::format("{}v{}", i ? ", " : "", i);
+        selected += (i ? ", " : "") + sql_name(columns[i].column);
+        any_stored += (i ? " OR " : "") + sql_name(columns[i].column) + " IS NOT NULL";
     }
     conn.exec(what, fmt::format("DECLARE infra_keys_rewrite BINARY NO SCROLL CURSOR FOR SELECT {} FROM {} WHERE {}{}",
-                                selected, table, any_stored, by_ctid ? " FOR UPDATE" : ""));
+                                selected, sql_name(table_name), any_stored, by_ctid ? " FOR UPDATE" : ""));
     std::string fetch = fmt::format("FETCH {} FROM infra_keys_rewrite", rewrite_page_rows);
-    // Prepared statements outlive a transaction: freed below on success, and named anew each
-    // time so that one a failed rewrite left behind is never in the way.
-    const std::string update = db_.unique_name("infra_keys_rewrite_update");
-    conn.prepare(what, update, fmt::format("UPDATE {} AS target SET {} FROM unnest({}) AS v({}) WHERE {}", table,
-                                           assignments, arrays, names, join));
+    std::map<std::vector<bool>, std::string> updates;  // prepared, by the columns they set
 
     const int width = static_cast<int>(columns.size()), first_value = static_cast<int>(address.size());
     std::vector<uint64_t> rewritten(columns.size(), 0);
@@ -497,12 +488,13 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
         std::vector<BinaryArray> addresses(address.size(), BinaryArray(text_oid)), values;
         for (const auto& c : columns) values.emplace_back(c.blob ? bytea_oid : text_oid);
         std::vector<std::optional<std::string>> row_replacements(columns.size());
+        std::vector<bool> set(columns.size(), false);  // the columns this page rewrites
         for (int row = 0; row < page.rows(); ++row) {
             bool changed = false;
             for (int i = 0; i < width; ++i) {
                 std::string_view text = page.view(row, first_value + i);
                 row_replacements[i] = text.empty() ? std::nullopt : rewrite(text);
-                changed = changed || row_replacements[i];
+                if (row_replacements[i]) set[i] = changed = true;
             }
             if (!changed) continue;
             for (size_t k = 0; k < address.size(); ++k) addresses[k].add(page.view(row, static_cast<int>(k)));
@@ -516,9 +508,12 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
             }
         }
         if (size_t rows = addresses.front().size(); rows > 0) {
+            std::string& update = updates[set];
+            if (update.empty()) update = prepare_update(table_name, address, columns, set);
             std::vector<Param> params;
             for (auto& a : addresses) params.push_back(a.param());
-            for (auto& v : values) params.push_back(v.param());
+            for (int i = 0; i < width; ++i)
+                if (set[i]) params.push_back(values[i].param());
             auto r = conn.exec_prepared(what, update, params);
             if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(rows))
                 fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
@@ -527,8 +522,34 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
         if (page.rows() < rewrite_page_rows) break;
     }
     conn.exec(what, "CLOSE infra_keys_rewrite");
-    conn.exec(what, "DEALLOCATE " + update);
+    for (const auto& [set, update] : updates) conn.exec(what, "DEALLOCATE " + update);
     return rewritten;
+}
+
+// UPDATE … FROM unnest(the addresses, the values of each column of `set`): prepared under a new
+// name each time, since prepared statements outlive a transaction and one a failed rewrite left
+// behind must never be in the way (rewrite_table frees its own on success).
+std::string PgTransaction::prepare_update(const std::string& table_name, const std::vector<TableShape::Column>& address,
+                                          const std::vector<EncryptedColumn>& columns, const std::vector<bool>& set) {
+    std::string assignments, arrays, names, join;
+    for (size_t i = 0; i < address.size(); ++i) {
+        arrays += fmt::format("${}::text[], ", i + 1);
+        names += fmt::format("a{}, ", i);
+        join += fmt::format("{}target.{} = v.a{}::{}", i ? " AND " : "", sql_name(address[i].name), i, address[i].type);
+    }
+    size_t parameter = address.size();
+    for (size_t i = 0; i < columns.size(); ++i) {
+        if (!set[i]) continue;
+        std::string col = sql_name(columns[i].column), sep = parameter > address.size() ? ", " : "";
+        assignments += fmt::format("{}{} = coalesce(v.v{}, target.{})", sep, col, i, col);
+        arrays += fmt::format("{}${}::{}[]", sep, ++parameter, columns[i].blob ? "bytea" : "text");
+        names += fmt::format("{}v{}", sep, i);
+    }
+    std::string name = db_.unique_name("infra_keys_rewrite_update");
+    db_.conn().prepare("rewriting " + table_name, name,
+                       fmt::format("UPDATE {} AS target SET {} FROM unnest({}) AS v({}) WHERE {}", sql_name(table_name),
+                                   assignments, arrays, names, join));
+    return name;
 }
 
 // A read-only snapshot for a scan, unless the scan runs inside an open write transaction; either

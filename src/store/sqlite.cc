@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 
 #include <sys/statvfs.h>
 
@@ -245,23 +246,23 @@ private:
 
     // Keyset pagination by rowid: read a page (views valid while the statement is on the row),
     // collect its rows' replacements, finish the read, then write each changed row with one
-    // UPDATE whose unchanged columns keep their value (a NULL parameter: coalesce). Memory is one
-    // page of replacements. Each value goes back in the storage class it was read in, whatever the
-    // column's declared type: a payload the server wrote as TEXT stays TEXT, one written as BLOB
-    // stays BLOB.
+    // UPDATE. The UPDATE names only the columns the page rewrites (one statement per such set of
+    // columns), so that a column holding no sealed value is never written, nor fires an `UPDATE
+    // OF` trigger; a row's column without a replacement keeps its value (a NULL parameter:
+    // coalesce). Memory is one page of replacements. Each value goes back in the storage class it
+    // was read in, whatever the column's declared type: a payload the server wrote as TEXT stays
+    // TEXT, one written as BLOB stays BLOB.
     std::vector<uint64_t> rewrite_pages(const std::vector<EncryptedColumn>& columns, const ValueRewriter& rewrite) {
-        std::string table = sql_name(columns.front().table), selected, any_stored, assignments;
+        std::string table = sql_name(columns.front().table), selected, any_stored;
         for (size_t i = 0; i < columns.size(); ++i) {
             std::string col = sql_name(columns[i].column);
             selected += ", " + col;
             any_stored += (i ? " OR " : "") + col + " IS NOT NULL";
-            assignments += fmt::format("{}{} = coalesce(?{}, {})", i ? ", " : "", col, i + 1, col);
         }
         SQLite::Statement page(db_.handle(),
                                fmt::format("SELECT rowid{} FROM {} WHERE rowid > ? AND ({}) ORDER BY rowid LIMIT {}",
                                            selected, table, any_stored, rewrite_page_rows));
-        SQLite::Statement update(db_.handle(), fmt::format("UPDATE {} SET {} WHERE rowid = ?{}", table, assignments,
-                                                           columns.size() + 1));
+        std::map<std::vector<bool>, std::unique_ptr<SQLite::Statement>> updates;  // by the columns they set
         const size_t width = columns.size();
         std::vector<int64_t> rowids;
         std::vector<std::optional<Replacement>> replacements;  // width per row of `rowids`
@@ -271,6 +272,7 @@ private:
             page.reset();
             page.bind(1, last_rowid);
             int rows = 0;
+            std::vector<bool> set(width, false);  // the columns this page rewrites
             while (page.executeStep()) {
                 ++rows;
                 last_rowid = page.getColumn(0).getInt64();
@@ -280,34 +282,61 @@ private:
                     auto stored = page.getColumn(static_cast<int>(i + 1));
                     std::string_view text = sealable_bytes(stored);
                     auto replacement = text.empty() ? std::nullopt : rewrite(text);
+                    if (replacement) set[i] = changed = true;
                     replacements.push_back(replacement ? std::optional<Replacement>({std::move(*replacement), stored.getType() == SQLITE_BLOB})
                                                        : std::nullopt);
-                    changed = changed || replacement;
                 }
                 if (changed) rowids.push_back(last_rowid);
                 else replacements.resize(first);
             }
             page.reset();
-            for (size_t r = 0; r < rowids.size(); ++r) {
-                update.reset();
-                update.clearBindings();
-                for (size_t i = 0; i < width; ++i) {
-                    const auto& replacement = replacements[r * width + i];
-                    if (!replacement) continue;  // NULL: the column keeps its value
-                    // No copy: the replacement outlives the statement's use of it (exec below).
-                    if (replacement->blob)
-                        update.bindNoCopy(static_cast<int>(i + 1), replacement->text.data(),
-                                          static_cast<int>(replacement->text.size()));
-                    else
-                        update.bindNoCopy(static_cast<int>(i + 1), replacement->text);
-                    ++rewritten[i];
-                }
-                update.bind(static_cast<int>(width + 1), rowids[r]);
-                update.exec();
+            if (!rowids.empty()) {
+                auto& update = updates[set];
+                if (!update) update = prepare_update(table, columns, set);
+                write_rows(*update, set, rowids, replacements, rewritten);
             }
             rowids.clear();
             replacements.clear();
             if (rows < rewrite_page_rows) return rewritten;
+        }
+    }
+
+    // UPDATE `table` SET each column of `set` to its parameter (or, NULL, its value) WHERE rowid = the last one.
+    std::unique_ptr<SQLite::Statement> prepare_update(const std::string& table, const std::vector<EncryptedColumn>& columns,
+                                                      const std::vector<bool>& set) {
+        std::string assignments;
+        int parameter = 0;
+        for (size_t i = 0; i < columns.size(); ++i) {
+            if (!set[i]) continue;
+            std::string col = sql_name(columns[i].column);
+            assignments += fmt::format("{}{} = coalesce(?{}, {})", parameter ? ", " : "", col, parameter + 1, col);
+            ++parameter;
+        }
+        return std::make_unique<SQLite::Statement>(
+            db_.handle(), fmt::format("UPDATE {} SET {} WHERE rowid = ?{}", table, assignments, parameter + 1));
+    }
+
+    static void write_rows(SQLite::Statement& update, const std::vector<bool>& set, const std::vector<int64_t>& rowids,
+                           const std::vector<std::optional<Replacement>>& replacements, std::vector<uint64_t>& rewritten) {
+        const size_t width = set.size();
+        for (size_t r = 0; r < rowids.size(); ++r) {
+            update.reset();
+            update.clearBindings();
+            int parameter = 0;
+            for (size_t i = 0; i < width; ++i) {
+                if (!set[i]) continue;
+                ++parameter;
+                const auto& replacement = replacements[r * width + i];
+                if (!replacement) continue;  // NULL: the column keeps its value
+                // No copy: the replacement outlives the statement's use of it (exec below).
+                if (replacement->blob)
+                    update.bindNoCopy(parameter, replacement->text.data(), static_cast<int>(replacement->text.size()));
+                else
+                    update.bindNoCopy(parameter, replacement->text);
+                ++rewritten[i];
+            }
+            update.bind(parameter + 1, rowids[r]);
+            update.exec();
         }
     }
 

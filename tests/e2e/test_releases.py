@@ -138,7 +138,7 @@ class ReleaseFamilies(E2E):
             _, report = self.verify_json()
             self.assertIn(("vendor_extension", "secret", "2", "other_key_id"),
                           [(f["table"], f["column"], f["row"], f["reason"]) for f in report["failures"]])
-            # Refused in the plan, before any key is written: keys and database as they were.
+            # Refused before the commit: what it staged undone, keys and database as they were.
             before = fx.snapshot()
             r = self.inst.run("rotate-root")
             self.assertExit(r, "problems")

@@ -101,7 +101,7 @@ class RotationTest(E2E):
         r = self.inst.run("rotate-root")
         self.assertExit(r, "problems")
         self.assertIn("providers.client_secret row 3", r.stderr)
-        # Refused in the plan: no key written, the database unchanged, the next command not stuck.
+        # Refused before the commit: the keys it staged removed, the database unchanged, the next command not stuck.
         self.assertEqual(before, self.inst.snapshot())
         self.assertEqual(self.keys_that_unwrap(), [self.inst.key_path])
         self.assertExit(self.inst.run("verify", "--level", "full"), "problems")

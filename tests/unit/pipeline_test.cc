@@ -85,5 +85,12 @@ TEST_CASE("values that would block a key change refuse it with exit 1, naming th
         CHECK(std::string(e.what()).find("providers.client_secret row 3 in sqlite /x.db") == 0);
         CHECK(std::string(e.what()).find("and 1 more") != std::string::npos);
     }
+    plan.blocking_count = 2500;  // more than a census names
+    try {
+        ops::refuse_blocking_values(plan, "sqlite /x.db");
+        FAIL("not refused");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("and 2499 more") != std::string::npos);
+    }
     CHECK_NOTHROW(ops::refuse_blocking_values(ops::RekeyPlan{}, "sqlite /x.db"));
 }
