@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <future>
 #include <map>
 
 #include <botan/mem_ops.h>
@@ -394,6 +395,8 @@ private:
     bool has_null_ = false;
 };
 
+struct PageUpdate;
+
 class PgTransaction : public Transaction {
 public:
     explicit PgTransaction(Database& db) : db_(db) {}
@@ -446,10 +449,50 @@ private:
     std::vector<uint64_t> rewrite_table(const std::vector<EncryptedColumn>& columns, const ValueRewriter& rewrite);
     std::string prepare_update(const std::string& table_name, const std::vector<TableShape::Column>& address,
                                const std::vector<EncryptedColumn>& columns, const std::vector<bool>& set);
+    void write_page(PageUpdate& page, const std::string& table_name, const std::vector<TableShape::Column>& address,
+                    const std::vector<EncryptedColumn>& columns, std::map<std::vector<bool>, std::string>& updates);
 
     Database& db_;
     bool done_ = false;
 };
+
+// One page's replacements, ready to go back: the addresses of the rows that change and, per
+// column, their new values (NULL where that row's value stays).
+struct PageUpdate {
+    std::vector<BinaryArray> addresses, values;
+    std::vector<bool> set;            // the columns the page rewrites
+    std::vector<uint64_t> rewritten;  // per column
+    size_t rows() const { return addresses.front().size(); }
+};
+
+// Runs the rewriter over one fetched page (`first_value`: the column where the values start).
+PageUpdate carry_page(const Result& page, size_t address_columns, const std::vector<EncryptedColumn>& columns,
+                      const ValueRewriter& rewrite) {
+    const int width = static_cast<int>(columns.size()), first_value = static_cast<int>(address_columns);
+    PageUpdate out{std::vector<BinaryArray>(address_columns, BinaryArray(text_oid)), {},
+                   std::vector<bool>(columns.size(), false), std::vector<uint64_t>(columns.size(), 0)};
+    for (const auto& c : columns) out.values.emplace_back(c.blob ? bytea_oid : text_oid);
+    std::vector<std::optional<std::string>> row_replacements(columns.size());
+    for (int row = 0; row < page.rows(); ++row) {
+        bool changed = false;
+        for (int i = 0; i < width; ++i) {
+            std::string_view text = page.view(row, first_value + i);
+            row_replacements[i] = text.empty() ? std::nullopt : rewrite(text);
+            if (row_replacements[i]) out.set[i] = changed = true;
+        }
+        if (!changed) continue;
+        for (size_t k = 0; k < address_columns; ++k) out.addresses[k].add(page.view(row, static_cast<int>(k)));
+        for (int i = 0; i < width; ++i) {
+            if (!row_replacements[i]) {
+                out.values[i].add_null();
+                continue;
+            }
+            out.values[i].add(*row_replacements[i]);
+            ++out.rewritten[i];
+        }
+    }
+    return out;
+}
 
 // One pass over a table. A cursor reads the rows holding a value in any of the columns; each
 // page's replacements go back in one UPDATE … FROM unnest(…) that sets every rewritten column of
@@ -458,8 +501,11 @@ private:
 // that a column holding no sealed value is never written, nor fires an `UPDATE OF` trigger. Rows
 // are addressed by primary key; in a table without one (destination_credentials from v0.20) by
 // ctid, which the cursor's FOR UPDATE keeps from changing under us until commit. The cursor reads
-// the table as of its start, so the row versions our UPDATEs create are never visited again.
-// Memory is one page; round trips are two per page.
+// the table as of its start, so the row versions our UPDATEs create are never visited again, and
+// the next page can be fetched before this one's UPDATE: while the server runs that UPDATE, a
+// second thread runs the rewriter over the next page (one thread at a time still calls it), so
+// the rewriter's work (rotate-data-key: open and seal every value) hides behind the server's.
+// Memory is two pages; round trips are two per page.
 std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedColumn>& columns,
                                                    const ValueRewriter& rewrite) {
     auto& conn = db_.conn();
@@ -480,50 +526,54 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
                                 selected, sql_name(table_name), any_stored, by_ctid ? " FOR UPDATE" : ""));
     std::string fetch = fmt::format("FETCH {} FROM infra_keys_rewrite", rewrite_page_rows);
     std::map<std::vector<bool>, std::string> updates;  // prepared, by the columns they set
+    auto carry = [&](const Result& page) { return carry_page(page, address.size(), columns, rewrite); };
 
-    const int width = static_cast<int>(columns.size()), first_value = static_cast<int>(address.size());
     std::vector<uint64_t> rewritten(columns.size(), 0);
+    PageUpdate current;
+    bool last = false;
+    {
+        Result first = conn.exec(what, fetch);
+        last = first.rows() < rewrite_page_rows;
+        current = carry(first);
+    }
     for (;;) {
-        auto page = conn.exec(what, fetch);
-        std::vector<BinaryArray> addresses(address.size(), BinaryArray(text_oid)), values;
-        for (const auto& c : columns) values.emplace_back(c.blob ? bytea_oid : text_oid);
-        std::vector<std::optional<std::string>> row_replacements(columns.size());
-        std::vector<bool> set(columns.size(), false);  // the columns this page rewrites
-        for (int row = 0; row < page.rows(); ++row) {
-            bool changed = false;
-            for (int i = 0; i < width; ++i) {
-                std::string_view text = page.view(row, first_value + i);
-                row_replacements[i] = text.empty() ? std::nullopt : rewrite(text);
-                if (row_replacements[i]) set[i] = changed = true;
-            }
-            if (!changed) continue;
-            for (size_t k = 0; k < address.size(); ++k) addresses[k].add(page.view(row, static_cast<int>(k)));
-            for (int i = 0; i < width; ++i) {
-                if (!row_replacements[i]) {
-                    values[i].add_null();
-                    continue;
-                }
-                values[i].add(*row_replacements[i]);
-                ++rewritten[i];
-            }
+        // Declared before `carried`, whose destructor waits for the thread reading it.
+        std::optional<Result> next;
+        std::future<PageUpdate> carried;
+        if (!last) {
+            next.emplace(conn.exec(what, fetch));
+            carried = std::async(std::launch::async, carry, std::cref(*next));
         }
-        if (size_t rows = addresses.front().size(); rows > 0) {
-            std::string& update = updates[set];
-            if (update.empty()) update = prepare_update(table_name, address, columns, set);
-            std::vector<Param> params;
-            for (auto& a : addresses) params.push_back(a.param());
-            for (int i = 0; i < width; ++i)
-                if (set[i]) params.push_back(values[i].param());
-            auto r = conn.exec_prepared(what, update, params);
-            if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(rows))
-                fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
-                     libpq().PQcmdTuples(r.get()), rows);
-        }
-        if (page.rows() < rewrite_page_rows) break;
+        write_page(current, table_name, address, columns, updates);
+        for (size_t i = 0; i < columns.size(); ++i) rewritten[i] += current.rewritten[i];
+        if (last) break;
+        current = carried.get();
+        last = next->rows() < rewrite_page_rows;
     }
     conn.exec(what, "CLOSE infra_keys_rewrite");
     for (const auto& [set, update] : updates) conn.exec(what, "DEALLOCATE " + update);
     return rewritten;
+}
+
+// Sends one page's UPDATE (prepared on first use for its set of columns) and checks every row it
+// addressed changed.
+void PgTransaction::write_page(PageUpdate& page, const std::string& table_name,
+                               const std::vector<TableShape::Column>& address,
+                               const std::vector<EncryptedColumn>& columns,
+                               std::map<std::vector<bool>, std::string>& updates) {
+    const size_t rows = page.rows();
+    if (rows == 0) return;
+    std::string& update = updates[page.set];
+    if (update.empty()) update = prepare_update(table_name, address, columns, page.set);
+    std::vector<Param> params;
+    for (auto& a : page.addresses) params.push_back(a.param());
+    for (size_t i = 0; i < columns.size(); ++i)
+        if (page.set[i]) params.push_back(page.values[i].param());
+    std::string what = "rewriting " + table_name;
+    auto r = db_.conn().exec_prepared(what, update, params);
+    if (std::string_view(libpq().PQcmdTuples(r.get())) != std::to_string(rows))
+        fail(ExitCode::database, "postgres {}: {}: {} rows changed, expected {}", db_.target(), what,
+             libpq().PQcmdTuples(r.get()), rows);
 }
 
 // UPDATE … FROM unnest(the addresses, the values of each column of `set`): prepared under a new

@@ -627,6 +627,33 @@ TEST_CASE("rewrite_values writes text columns back as TEXT and private_jwk as BL
     });
 }
 
+TEST_CASE("a rewriter that fails on a later page stops the rewrite with its own error, nothing written") {
+    // PostgreSQL runs the rewriter over the next page while the server updates this one: its
+    // error must still come out, in order, and leave the transaction to roll back.
+    for_each_backend([](Backend& b) {
+        b.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1203) "
+               "INSERT INTO providers (id, client_secret) SELECT i, 'old-' || i FROM n");
+        auto s = b.open();
+        {
+            auto tx = s->begin_exclusive();
+            auto renew = [](std::string_view text) -> std::optional<std::string> {
+                if (text == "old-1100") throw std::runtime_error("rewriter failed at old-1100");
+                return "new-" + std::string(text);
+            };
+            CHECK_THROWS_WITH_AS(tx->rewrite_values({column("providers", "client_secret")}, renew),
+                                 "rewriter failed at old-1100", std::runtime_error);
+        }
+        CHECK(b.cell("providers", "client_secret", "id = 1") == "old-1");
+        CHECK(b.cell("providers", "client_secret", "id = 1203") == "old-1203");
+        auto tx = s->begin_exclusive();  // the failed rewrite left nothing in the way of the next one
+        CHECK(tx->rewrite_values({column("providers", "client_secret")}, [](std::string_view text) {
+            return std::optional<std::string>("new-" + std::string(text));
+        }) == std::vector<uint64_t>{1203});
+        tx->commit();
+        CHECK(b.cell("providers", "client_secret", "id = 1100") == "new-old-1100");
+    });
+}
+
 TEST_CASE("insert_key and update_key store the wrapped key as BLOB with the server's timestamps") {
     for_each_backend([](Backend& b) {
         auto s = b.open();
