@@ -507,6 +507,39 @@ TEST_CASE("scan_rows reads a table's columns in one pass, NULL as empty") {
     });
 }
 
+TEST_CASE("scan_rows reads a table larger than a fetch once, and a visitor's error leaves the connection usable") {
+    // Every row comes once across PostgreSQL's fetches, and a throwing visitor leaves no cursor (or
+    // fetch) behind to be in the way of the next scan, in a transaction or not.
+    for_each_backend([](Backend& b) {
+        b.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12345) "
+               "INSERT INTO providers (id, client_secret) SELECT i, 'value-' || i FROM n");
+        auto s = b.open();
+        store::TableColumns table{"providers", {column("providers", "client_secret")}};
+        auto read_all = [&] {
+            std::set<std::string> seen;
+            uint64_t rows = 0;
+            s->scan_rows(table, [&](const store::StoredRow& row) {
+                ++rows;
+                seen.insert(std::string(row.values[0]));
+            });
+            CHECK(rows == 12345);
+            CHECK(seen.size() == 12345);
+        };
+        read_all();
+        uint64_t visited = 0;
+        auto fail_early = [&](const store::StoredRow&) {
+            if (++visited == 100) throw std::runtime_error("visitor failed");
+        };
+        CHECK_THROWS_WITH_AS(s->scan_rows(table, fail_early), "visitor failed", std::runtime_error);
+        read_all();
+        auto tx = s->begin_exclusive();
+        visited = 0;
+        CHECK_THROWS_WITH_AS(s->scan_rows(table, fail_early), "visitor failed", std::runtime_error);
+        read_all();
+        tx->commit();
+    });
+}
+
 TEST_CASE("rewrite_values addresses the rows of a table without a primary key exactly") {
     for_each_backend([](Backend& b) {
         b.exec("CREATE TABLE creds (user_id bigint, bearer_token text)");
