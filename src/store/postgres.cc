@@ -552,7 +552,10 @@ private:
 // names only the columns the page rewrites (one prepared statement per such set of columns), so
 // that a column holding no sealed value is never written, nor fires an `UPDATE OF` trigger. Rows
 // are addressed by primary key; in a table without one (destination_credentials from v0.20) by
-// ctid, which the cursor's FOR UPDATE keeps from changing under us until commit. The cursor reads
+// ctid, exact here: a ctid is not reused while this transaction may still see the row, and a row
+// another session moved meanwhile makes the UPDATE miss it, which the row count stops. Locking
+// rows as they are read (FOR UPDATE) would write into every row of such a table, those holding no
+// sealed value too, and need UPDATE on tables the pass only reads. The cursor reads
 // the table as of its start, so the row versions our UPDATEs create are never visited again, and
 // the next page can be fetched before this one's UPDATE: while the server runs that UPDATE, a
 // second thread runs the rewriter over the next page (one thread at a time still calls it), so
@@ -564,8 +567,7 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
     const std::string& table_name = columns.front().table;
     std::string what = "rewriting " + table_name;
     std::vector<TableShape::Column> address = db_.shape(table_name).primary_key;
-    const bool by_ctid = address.empty();
-    if (by_ctid) address = {{"ctid", "tid"}};
+    if (address.empty()) address = {{"ctid", "tid"}};
 
     // Addresses travel as text and are cast back in the join, so every array is text or bytea.
     std::string selected, any_stored;
@@ -574,8 +576,8 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
         selected += (i ? ", " : "") + sql_name(columns[i].column);
         any_stored += (i ? " OR " : "") + sql_name(columns[i].column) + " IS NOT NULL";
     }
-    conn.exec(what, fmt::format("DECLARE infra_keys_rewrite BINARY NO SCROLL CURSOR FOR SELECT {} FROM {} WHERE {}{}",
-                                selected, sql_name(table_name), any_stored, by_ctid ? " FOR UPDATE" : ""));
+    conn.exec(what, fmt::format("DECLARE infra_keys_rewrite BINARY NO SCROLL CURSOR FOR SELECT {} FROM {} WHERE {}",
+                                selected, sql_name(table_name), any_stored));
     std::string fetch = fmt::format("FETCH {} FROM infra_keys_rewrite", rewrite_page_rows);
     std::map<std::vector<bool>, std::string> updates;  // prepared, by the columns they set
     auto carry = [&](const Result& page) { return carry_page(page, address.size(), columns, rewrite); };

@@ -960,6 +960,34 @@ TEST_CASE("postgres: other_clients lists other sessions but not infra-keys ones"
     CHECK(clients[0].find("127.0.0.1") != std::string::npos);
 }
 
+TEST_CASE("postgres: a row without a key that another session moves during a rewrite stops it, nothing written") {
+    // Rows without a primary key are addressed by the ctid the cursor read. They are not locked as
+    // they are read (that would write into every row of such a table), so a session that moves one
+    // in between (an UPDATE gives it a new ctid) makes the rewrite's UPDATE miss it: the row count
+    // must stop the rewrite rather than leave that value behind.
+    auto pg = env("INFRA_KEYS_TEST_PG");
+    if (!pg) return;
+    PostgresBackend b(*pg);
+    b.exec("CREATE TABLE creds (user_id bigint, bearer_token text)");
+    b.exec("INSERT INTO creds (user_id, bearer_token) SELECT i, 'old-' || i FROM generate_series(1, 20) i");
+    auto s = b.open();
+    {
+        auto tx = s->begin_exclusive();
+        bool moved = false;
+        auto renew = [&](std::string_view text) -> std::optional<std::string> {
+            if (!moved) {  // the page is read: another session now moves a row of it
+                b.exec("UPDATE creds SET user_id = user_id WHERE user_id = 7");
+                moved = true;
+            }
+            return "new-" + std::string(text);
+        };
+        CHECK(code_of([&] { tx->rewrite_values({store::EncryptedColumn{"creds", "bearer_token", false}}, renew); }) ==
+              ExitCode::database);
+    }
+    CHECK(b.cell("creds", "bearer_token", "user_id = 7") == "old-7");
+    CHECK(b.cell("creds", "bearer_token", "user_id = 1") == "old-1");
+}
+
 TEST_CASE("postgres: a session holding the dbkey row lock makes begin_exclusive refuse after a short wait") {
     auto pg = env("INFRA_KEYS_TEST_PG");
     if (!pg) return;
