@@ -21,8 +21,9 @@
 //   3. one transaction: dbkey row re-wrapped by K.new, every value re-keyed  failpoints rotate-before/after-commit
 //   4. move K.new over K (rename(2), or one conditional Secret write)        failpoint rotate-after-install
 // Before 3 commits the row opens with K; after, with K.new until 4, then with K. A failure before
-// 3 commits (a value that blocks the re-key included) removes what 1 and 2 wrote; a kill leaves K.new, which every command detects, and
-// --resume finishes from whichever of the two opens the row (--abort drops it if K still does).
+// 3 commits (a value that blocks the re-key included) removes what 1 and 2 wrote; a kill leaves
+// K.new, which every command detects, and --resume finishes from whichever of the two opens the
+// row (--abort drops it if K still does).
 //
 // Providers that rotate in place keep no key material here, so they have nothing to stage: the
 // row is re-wrapped inside the provider and committed by step 3 alone; until it commits, the old

@@ -468,7 +468,7 @@ struct PageUpdate {
     size_t rows() const { return addresses.front().size(); }
 };
 
-// Runs the rewriter over one fetched page (`first_value`: the column where the values start).
+// Runs the rewriter over one fetched page, whose first `address_columns` columns address its rows.
 PageUpdate carry_page(const Result& page, size_t address_columns, const std::vector<EncryptedColumn>& columns,
                       const ValueRewriter& rewrite) {
     const int width = static_cast<int>(columns.size()), first_value = static_cast<int>(address_columns);
@@ -591,12 +591,13 @@ std::vector<uint64_t> PgTransaction::rewrite_table(const std::vector<EncryptedCo
         current = carry(first);
     }
     std::optional<Result> next;  // before `carrier`, whose destructor waits for the task reading it
-    PageCarrier carrier;
+    std::optional<PageCarrier> carrier;  // started at the second page: most tables fit in one
     for (;;) {
         std::future<PageUpdate> carried;
         if (!last) {
             next.emplace(conn.exec(what, fetch));
-            carried = carrier.carry([&] { return carry(*next); });
+            if (!carrier) carrier.emplace();
+            carried = carrier->carry([&] { return carry(*next); });
         }
         write_page(current, table_name, address, columns, updates);
         for (size_t i = 0; i < columns.size(); ++i) rewritten[i] += current.rewritten[i];
